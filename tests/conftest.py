@@ -1,0 +1,137 @@
+"""Shared fixtures: tiny versions of the real pretrained parts, saved with save_pretrained.
+
+The hub is unreachable on CI, so each test builds the real architecture classes (Qwen3, BERT,
+DINOv2, CLIP, SigLIP) at toy sizes, saves them (with a tokenizer built here) to a temp dir, and
+the model loads them through the same from_pretrained path it uses for hub ids.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from vggt_vla.config import Config, config_from_dict  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+WORDS = ("pick up the black bowl and place it on plate red blue green move to cube ball "
+         "push left right between next ramekin cookie box drawer of a in").split()
+
+
+def build_word_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, **{w: i + 2 for i, w in enumerate(WORDS)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+
+
+def _save(model, path: Path, tokenizer=None) -> str:
+    model.save_pretrained(path)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3(tmp_path_factory) -> str:
+    from transformers import Qwen3Config, Qwen3Model
+
+    torch.manual_seed(0)
+    config = Qwen3Config(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, head_dim=8)
+    return _save(Qwen3Model(config), tmp_path_factory.mktemp("qwen3"), build_word_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=64, hidden_size=24, intermediate_size=48, num_hidden_layers=2,
+                        num_attention_heads=2, max_position_embeddings=128)
+    return _save(BertModel(config), tmp_path_factory.mktemp("bert"), build_word_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2(tmp_path_factory) -> str:
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    config = Dinov2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                          patch_size=8, image_size=32)
+    return _save(Dinov2Model(config), tmp_path_factory.mktemp("dinov2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory) -> str:
+    """A full CLIPModel (text + vision), as CLIP checkpoints on the hub are."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           patch_size=8, image_size=32),
+        projection_dim=16)
+    return _save(CLIPModel(config), tmp_path_factory.mktemp("clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_siglip(tmp_path_factory) -> str:
+    """A SigLIP vision-only model."""
+    from transformers import SiglipVisionConfig, SiglipVisionModel
+
+    torch.manual_seed(0)
+    config = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                num_attention_heads=4, patch_size=8, image_size=32)
+    return _save(SiglipVisionModel(config), tmp_path_factory.mktemp("siglip"))
+
+
+def tiny_config(language_model: str, **model_overrides) -> Config:
+    """A tiny config of the real architecture: D=32, 32x32 images, 8x8 patches (4x4 grid)."""
+    model = {
+        "dim": 32,
+        "num_action_queries": 4,
+        "state_dim": 8,
+        "vision": {"image_size": 32, "patch_size": 8, "num_cameras": 2},
+        "language": {"language_model": language_model, "fallback_language_model": None, "max_length": 16},
+        "simple_backbone": {"depth": 2, "num_heads": 4},
+        "action_head": {"chunk_size": 5, "action_dim": 7, "hidden_dim": 64,
+                        "denoiser_depth": 2, "denoiser_heads": 4, "num_inference_steps": 4},
+    }
+    for key, value in model_overrides.items():
+        if isinstance(value, dict):
+            model.setdefault(key, {}).update(value)
+        else:
+            model[key] = value
+    return config_from_dict({"model": model})
+
+
+INSTRUCTIONS = ["pick up the black bowl and place it on the plate", "move to the red cube"]
+
+
+def make_batch(cfg: Config, batch_size: int = 2, num_cameras: int = 2, seed: int = 0) -> dict:
+    """A random batch in the project's batch format."""
+    g = torch.Generator().manual_seed(seed)
+    m = cfg.model
+    size = m.vision.image_size
+    T, A = m.action_head.chunk_size, m.action_head.action_dim
+    pad = torch.zeros(batch_size, T, dtype=torch.bool)
+    pad[0, T - 2:] = True  # the first sample ends two steps before its chunk does
+    return {
+        "images": torch.rand(batch_size, num_cameras, 3, size, size, generator=g),
+        "instructions": [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(batch_size)],
+        "state": torch.randn(batch_size, m.state_dim, generator=g),
+        "actions": torch.rand(batch_size, T, A, generator=g) * 2 - 1,
+        "action_pad_mask": pad,
+    }

@@ -1,0 +1,67 @@
+"""The command-line scripts, run as a user would (subprocess, from the repo root)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, timeout=300):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def tiny_yaml(tmp_path, language_model, **model):
+    cfg = {"model": {"dim": 32, "num_action_queries": 4,
+                     "vision": {"image_size": 32, "patch_size": 8},
+                     "language": {"language_model": language_model, "fallback_language_model": None},
+                     "simple_backbone": {"depth": 1, "num_heads": 4},
+                     "action_head": {"chunk_size": 5, "hidden_dim": 32}, **model}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_test_model_prints_the_report(tmp_path, tiny_qwen3):
+    out = run("scripts/test_model.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)),
+              "--json", str(tmp_path / "r.json"))
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert "WARNING" not in text  # everything loaded for real
+    for needle in ("language.model", "backbone", "TOTAL", "action_chunk", "[2, 5, 7]",
+                   "vision_per_camera", "predict_action_chunk", "peak memory"):
+        assert needle in text, needle
+    assert (tmp_path / "r.json").exists()
+
+
+def test_test_model_rejects_a_config_typo(tmp_path, tiny_qwen3):
+    out = run("scripts/test_model.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)),
+              "--set", "model.dimm=3")
+    assert out.returncode == 2 and "did you mean 'dim'" in out.stderr
+
+
+def test_test_model_falls_back_to_random_weights_with_one_warning(tmp_path, tiny_qwen3):
+    # The tower is a hub id that is not cached (and the hub is off): one WARNING, then the real
+    # DINOv2-small architecture with random weights.
+    path = tiny_yaml(tmp_path, tiny_qwen3, vision={"image_size": 28, "use_vision_tower": True,
+                                                    "vision_tower_name": "facebook/dinov2-small"})
+    out = run("scripts/test_model.py", "--config", str(path), "--set", "model.language.language_model=Qwen/Qwen2-0.5B")
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stdout.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1 and "RANDOM weights" in warnings[0]
+    assert "22,056,576" in out.stdout  # DINOv2-small's parameter count
+    assert "494,032,768" in out.stdout  # Qwen2-0.5B's parameter count
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", ["simple", "dinov2"])
+def test_test_model_named_configs(name):
+    out = run("scripts/test_model.py", "--config", name, timeout=1200)
+    assert out.returncode == 0, out.stderr
+    assert "TOTAL" in out.stdout

@@ -1,0 +1,122 @@
+"""VLAModel end to end on tiny configs of the real architectures."""
+
+import pytest
+import torch
+
+from conftest import make_batch, tiny_config
+from vggt_vla.models.vla_model import VLAModel
+
+
+def train_steps(model, batch, steps, lr=3e-3):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss, _ = model(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("head", ["l1", "flow_matching"])
+def test_loss_decreases_on_a_fixed_batch(tiny_qwen3, head):
+    torch.manual_seed(0)
+    cfg = tiny_config(tiny_qwen3, action_head={"type": head})
+    model = VLAModel(cfg.model)
+    batch = make_batch(cfg, batch_size=4)
+
+    def fixed_loss():  # the flow-matching loss samples noise and times: fix them to compare
+        torch.manual_seed(123)
+        with torch.no_grad():
+            return model(batch)[0].item()
+
+    before = fixed_loss()
+    train_steps(model, batch, 50)
+    after = fixed_loss()
+    assert after < 0.5 * before, f"{head}: loss {before:.4f} -> {after:.4f}"
+
+
+@pytest.mark.parametrize("num_cameras", [1, 2])
+def test_output_shapes_for_one_and_two_cameras(tiny_qwen3, num_cameras):
+    cfg = tiny_config(tiny_qwen3)
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg, batch_size=3, num_cameras=num_cameras)
+    inputs = model.fusion_inputs(batch)
+    assert inputs.vision.shape == (3, num_cameras * 16, 32)  # 4x4 patches per camera
+    assert inputs.grid == (4, 4)
+    assert model.encode(batch).shape == (3, 4, 32)
+    assert model.predict_action_chunk(batch).shape == (3, 5, 7)
+    loss, metrics = model(batch)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert metrics["l1_per_dim"].shape == (7,)
+
+
+def test_camera_embedding_tells_cameras_apart(tiny_qwen3):
+    cfg = tiny_config(tiny_qwen3)
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg, num_cameras=2)
+    batch["images"][:, 1] = batch["images"][:, 0]  # identical pixels in both cameras
+    tokens = model.vision(batch["images"]).tokens  # [B, 2*16, D]
+    assert not torch.allclose(tokens[:, :16], tokens[:, 16:])
+
+
+def test_padded_language_tokens_do_not_change_the_output(tiny_qwen3):
+    torch.manual_seed(0)
+    cfg = tiny_config(tiny_qwen3)
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg)  # instructions of different lengths -> the short one is padded
+    inputs = model.fusion_inputs(batch)
+    pad = ~inputs.language_mask
+    assert pad.any(), "the test needs padding in the batch"
+    out = model.backbone(inputs)
+    inputs.language = inputs.language.masked_fill(pad[..., None], 123.0)  # garbage in padded slots
+    assert torch.allclose(model.backbone(inputs), out, atol=1e-5)
+    # and the same instruction alone (no padding at all) gives the same query outputs
+    single = {k: (v[1:] if torch.is_tensor(v) else v[1:]) for k, v in batch.items()}
+    assert torch.allclose(model.encode(single), out[1:], atol=1e-5)
+
+
+def test_padded_action_steps_are_excluded_from_the_loss(tiny_qwen3):
+    cfg = tiny_config(tiny_qwen3)
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg)
+    loss, _ = model(batch)
+    batch["actions"][batch["action_pad_mask"]] = 50.0
+    assert torch.allclose(model(batch)[0], loss)
+
+
+def test_flow_matching_sampling_is_deterministic_under_a_seed(tiny_qwen3):
+    cfg = tiny_config(tiny_qwen3, action_head={"type": "flow_matching"})
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg)
+    a = model.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7))
+    b = model.predict_action_chunk(batch, generator=torch.Generator().manual_seed(7))
+    c = model.predict_action_chunk(batch, generator=torch.Generator().manual_seed(8))
+    assert a.shape == (2, 5, 7)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_state_is_optional(tiny_qwen3):
+    cfg = tiny_config(tiny_qwen3, state_dim=0)
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg)
+    del batch["state"]
+    assert model.predict_action_chunk(batch).shape == (2, 5, 7)
+
+
+def test_bad_batches_get_clear_errors(tiny_qwen3):
+    cfg = tiny_config(tiny_qwen3)
+    model = VLAModel(cfg.model)
+    batch = make_batch(cfg)
+    with pytest.raises(ValueError, match="action_dim"):
+        model({**batch, "actions": batch["actions"][..., :6]})
+    with pytest.raises(ValueError, match="state_dim"):
+        model({**batch, "state": batch["state"][:, :7]})
+    with pytest.raises(KeyError, match="action_pad_mask"):
+        model({k: v for k, v in batch.items() if k != "action_pad_mask"})
+    with pytest.raises(ValueError, match="num_cameras"):
+        model.predict_action_chunk({**batch, "images": torch.rand(2, 3, 3, 32, 32)})
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        model.predict_action_chunk({**batch, "images": torch.rand(2, 2, 3, 30, 30)})

@@ -1,0 +1,475 @@
+"""Configuration: one dataclass per component, loaded from YAML, validated on construction.
+
+A config file has three sections, each mapping onto a dataclass below:
+
+    model:            ModelConfig   (vision, language, simple_backbone, vggt, action_head)
+    data:             DataConfig
+    train:            TrainConfig
+
+Unknown keys are rejected with the nearest valid name; invalid values and invalid combinations
+are rejected in ``__post_init__`` with a message that names the field. Named configs (``simple``,
+``dinov2``, ``full``, ...) map to YAML files in ``configs/``:
+
+    from vggt_vla.config import load_config
+    cfg = load_config("simple", overrides=["model.simple_backbone.depth=4"])
+
+Command-line overrides use the same ``section.key=value`` syntax (``--set`` in the scripts); the
+value is parsed as YAML, so ``true``, ``3``, ``1e-4`` and ``[a, b]`` mean what they look like.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+
+# Named configs, openpi style: `python scripts/test_model.py --config simple`.
+NAMED_CONFIGS = {
+    "simple": "train_simple.yaml",
+    "dinov2": "train_with_dinov2.yaml",
+    "full": "train_full.yaml",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value, key or combination is invalid. The message names the field."""
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _check_choice(name: str, value: Any, choices: tuple) -> None:
+    _check(value in choices, f"{name}={value!r} is not valid; choose one of {list(choices)}")
+
+
+def _check_positive(name: str, value: float) -> None:
+    _check(value > 0, f"{name} must be > 0, got {value!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Model components
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class VisionConfig:
+    """How camera images become vision tokens."""
+
+    # False: a Conv2d patch embedding trained from scratch. True: a pretrained tower.
+    use_vision_tower: bool = False
+    # Tower to load when use_vision_tower is true: a Hugging Face hub id or local directory loaded
+    # with transformers.AutoModel (DINOv2, CLIP and SigLIP vision models), or "timm/<model_name>"
+    # to build the tower with timm (e.g. "timm/vit_small_patch14_dinov2").
+    vision_tower_name: str = "facebook/dinov2-base"
+    # Keep the tower's weights fixed (no gradients, eval mode). The projection to the fusion
+    # width always trains.
+    freeze_vision_tower: bool = True
+    # Square input resolution in pixels; images are resized to this before encoding.
+    image_size: int = 224
+    # Patch size of the from-scratch patch embedding (the tower's own patch size is used otherwise).
+    patch_size: int = 16
+    # Size of the learned camera-embedding table; a batch may carry 1..num_cameras cameras.
+    num_cameras: int = 2
+
+    def __post_init__(self):
+        _check_positive("vision.image_size", self.image_size)
+        _check_positive("vision.patch_size", self.patch_size)
+        _check_positive("vision.num_cameras", self.num_cameras)
+        if not self.use_vision_tower:
+            _check(
+                self.image_size % self.patch_size == 0,
+                f"vision.image_size={self.image_size} is not a multiple of "
+                f"vision.patch_size={self.patch_size}; change one of them",
+            )
+        else:
+            _check(bool(self.vision_tower_name), "vision.vision_tower_name is empty but "
+                   "vision.use_vision_tower is true; name a tower or set use_vision_tower: false")
+
+
+@dataclass
+class LanguageConfig:
+    """How the instruction becomes language tokens."""
+
+    # Hugging Face hub id or local directory (tokenizer + model, loaded with the Auto classes).
+    # Decoder models (Qwen) and encoder models (BERT-style) both work.
+    language_model: str = "Qwen/Qwen3-0.6B-Base"
+    # Tried, with a loud warning naming the first error, when language_model cannot be loaded.
+    # null disables the fallback.
+    fallback_language_model: Optional[str] = "Qwen/Qwen2-0.5B"
+    # Keep the language model fixed. Frozen features of a repeated instruction are cached.
+    freeze_language: bool = True
+    # Instructions are truncated to this many tokens.
+    max_length: int = 77
+    # Number of distinct instructions whose frozen features are kept (least recently used evicted).
+    feature_cache_size: int = 4096
+
+    def __post_init__(self):
+        _check(bool(self.language_model), "language.language_model is empty; name a model")
+        _check_positive("language.max_length", self.max_length)
+        _check(self.feature_cache_size >= 0, "language.feature_cache_size must be >= 0")
+
+
+@dataclass
+class SimpleBackboneConfig:
+    """The light fusion backbone: graph convolution per modality + cross-modal self-attention."""
+
+    depth: int = 6
+    num_heads: int = 12
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+    # Graph over the vision patches of each camera. Only "grid" exists today.
+    graph_type: Literal["grid"] = "grid"
+    # 4: up/down/left/right neighbours; 8: also the diagonals.
+    grid_connectivity: int = 4
+
+    def __post_init__(self):
+        _check_positive("simple_backbone.depth", self.depth)
+        _check_positive("simple_backbone.num_heads", self.num_heads)
+        _check_positive("simple_backbone.mlp_ratio", self.mlp_ratio)
+        _check(0.0 <= self.dropout < 1.0, f"simple_backbone.dropout must be in [0, 1), got {self.dropout}")
+        _check_choice("simple_backbone.graph_type", self.graph_type, ("grid",))
+        _check_choice("simple_backbone.grid_connectivity", self.grid_connectivity, (4, 8))
+
+
+@dataclass
+class VGGTConfig:
+    """The pretrained facebook VGGT aggregator behind an adapter (backbone: vggt)."""
+
+    # Load the pretrained aggregator weights (hub id or local file/dir in `checkpoint`).
+    use_pretrained_vggt: bool = True
+    checkpoint: str = "facebook/VGGT-1B"
+    # Freeze the aggregator (no gradients, eval mode); the adapter layers always train.
+    freeze_vggt: bool = True
+    # late: VGGT tokens are fused with language/state/queries by trainable layers after VGGT.
+    # inject: language tokens and action queries join VGGT's last `inject_last_k` global blocks.
+    fusion: Literal["late", "inject"] = "late"
+    # Aggregator layers whose outputs are used (negative indices count from the end).
+    feature_layers: list[int] = field(default_factory=lambda: [-1])
+    # Also pass VGGT's per-frame camera tokens to the fusion.
+    use_camera_tokens: bool = False
+    # Trainable attention layers after VGGT (late fusion) and their heads (must divide model.dim).
+    fusion_depth: int = 2
+    fusion_heads: int = 12
+    # Number of final global blocks that see the injected tokens (inject fusion).
+    inject_last_k: int = 4
+    # VGGT input resolution; must be a multiple of VGGT's patch size 14. Camera images of another
+    # size are resized to it (logged once).
+    image_size: int = 224
+    # Overrides of the VGGT-1B constructor arguments (e.g. {embed_dim: 64, depth: 2, ...} for small
+    # test models). Pretrained weights need the defaults ({}).
+    aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        _check_choice("vggt.fusion", self.fusion, ("late", "inject"))
+        _check(len(self.feature_layers) > 0, "vggt.feature_layers is empty; e.g. [-1] or [4, 11, 17, 23]")
+        _check(self.fusion_depth >= 0, "vggt.fusion_depth must be >= 0")
+        _check(self.fusion != "late" or self.fusion_depth >= 1,
+               "vggt.fusion_depth must be >= 1 with vggt.fusion: late (the action queries read VGGT "
+               "tokens through these layers)")
+        _check_positive("vggt.fusion_heads", self.fusion_heads)
+        _check_positive("vggt.inject_last_k", self.inject_last_k)
+        _check(self.image_size % 14 == 0,
+               f"vggt.image_size={self.image_size} is not a multiple of VGGT's patch size 14; "
+               f"use e.g. 224 or 518")
+
+
+@dataclass
+class ActionHeadConfig:
+    """Reads the action-query outputs into a chunk of future actions [B, T, A]."""
+
+    # l1: MLP regression trained with L1. flow_matching: denoiser trained with rectified flow.
+    type: Literal["l1", "flow_matching"] = "l1"
+    # T: number of future actions predicted per step.
+    chunk_size: int = 10
+    # A: action dimension (LIBERO: 6-D end-effector delta + gripper = 7).
+    action_dim: int = 7
+    # Width of the hidden layers of the L1 MLP / the flow-matching denoiser.
+    hidden_dim: int = 1024
+    # Hidden layers of the L1 MLP.
+    num_layers: int = 2
+    # L1 head: each query output is first projected to this width, so the flattened MLP input
+    # (num_action_queries x query_proj_dim) stays small.
+    query_proj_dim: int = 128
+    # Flow matching: transformer layers and heads of the denoiser.
+    denoiser_depth: int = 3
+    denoiser_heads: int = 8
+    # Flow matching: Euler integration steps at inference.
+    num_inference_steps: int = 10
+
+    def __post_init__(self):
+        _check_choice("action_head.type", self.type, ("l1", "flow_matching"))
+        for name in ("chunk_size", "action_dim", "hidden_dim", "num_layers", "query_proj_dim", "denoiser_depth",
+                     "denoiser_heads", "num_inference_steps"):
+            _check_positive(f"action_head.{name}", getattr(self, name))
+        if self.type == "flow_matching":
+            _check(self.hidden_dim % self.denoiser_heads == 0,
+                   f"action_head.hidden_dim={self.hidden_dim} must be divisible by "
+                   f"action_head.denoiser_heads={self.denoiser_heads}")
+
+
+@dataclass
+class ModelConfig:
+    """The whole policy network."""
+
+    # D: the fusion width every modality is projected to.
+    dim: int = 768
+    # Learned query tokens that take part in the backbone and feed the action head.
+    num_action_queries: int = 16
+    # Proprioceptive state dimension (LIBERO: 8); 0 means the model takes no state.
+    state_dim: int = 8
+    # Fusion backbone: "simple" (graph conv + attention) or "vggt" (pretrained VGGT aggregator).
+    backbone: Literal["simple", "vggt"] = "simple"
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    simple_backbone: SimpleBackboneConfig = field(default_factory=SimpleBackboneConfig)
+    vggt: VGGTConfig = field(default_factory=VGGTConfig)
+    action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
+
+    def __post_init__(self):
+        _check_positive("model.dim", self.dim)
+        _check_positive("model.num_action_queries", self.num_action_queries)
+        _check(self.state_dim >= 0, f"model.state_dim must be >= 0 (0 = no state), got {self.state_dim}")
+        _check_choice("model.backbone", self.backbone, ("simple", "vggt"))
+        if self.backbone == "simple":
+            heads = self.simple_backbone.num_heads
+            _check(self.dim % heads == 0,
+                   f"model.dim={self.dim} is not divisible by simple_backbone.num_heads={heads}")
+        elif self.vggt.fusion == "late":
+            _check(self.dim % self.vggt.fusion_heads == 0,
+                   f"model.dim={self.dim} is not divisible by vggt.fusion_heads={self.vggt.fusion_heads}")
+
+
+# --------------------------------------------------------------------------------------------
+# Data and training
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataConfig:
+    """Where the training data comes from and which features it uses (LeRobot format)."""
+
+    # Hugging Face dataset repo id, used when dataset_root is null.
+    dataset_repo: str = "lerobot/libero_spatial_image"
+    # Local dataset root directory (overrides the hub download).
+    dataset_root: Optional[str] = None
+    # Hub revision (branch, tag or commit) of dataset_repo; null: the default branch.
+    dataset_revision: Optional[str] = None
+    # Camera features, in model camera order (the first is the agent view).
+    camera_keys: list[str] = field(
+        default_factory=lambda: ["observation.images.image", "observation.images.wrist_image"])
+    # Dataset feature name -> name used above, for datasets that call a camera differently
+    # (e.g. {"observation.images.image2": "observation.images.wrist_image"}).
+    rename_map: dict[str, str] = field(default_factory=dict)
+    state_key: str = "observation.state"
+    action_key: str = "action"
+    # Episode indices to use (null: all); the validation split is taken from these.
+    episodes: Optional[list[int]] = None
+    # Rotate every dataset camera image 180 degrees, for datasets stored upside down (LIBERO's
+    # renderer). Live env images are oriented by the env wrapper to match the training images.
+    flip_images: bool = False
+    # Train-time augmentation: random resized crop + color jitter. Never applied to validation.
+    augment: bool = False
+    # Augmentation: smallest crop, as a fraction of the image area (aspect ratio is kept).
+    crop_scale: float = 0.9
+    # Augmentation: brightness/contrast/saturation factors are drawn from [1 - x, 1 + x].
+    color_jitter: float = 0.1
+    # State/action normalization: mean_std, min_max (to [-1, 1]), quantile (q01/q99 to [-1, 1]),
+    # or none. The statistics used are saved with every checkpoint.
+    normalization: Literal["mean_std", "min_max", "quantile", "none"] = "mean_std"
+    # Fraction of episodes held out for validation (whole episodes; 0 disables validation).
+    val_fraction: float = 0.1
+    # Seed of the episode shuffle that picks the validation episodes.
+    split_seed: int = 0
+    # DataLoader worker processes (0: load in the training process).
+    num_workers: int = 2
+    # Copy batches to page-locked memory (only useful with a CUDA device).
+    pin_memory: bool = False
+    # Keep workers alive between epochs (ignored when num_workers is 0).
+    persistent_workers: bool = True
+    # Batches each worker loads ahead (ignored when num_workers is 0).
+    prefetch_factor: int = 2
+    # A decoded video frame may be this far (seconds) from the requested timestamp.
+    video_tolerance_s: float = 1e-4
+    # Where parquet image bytes are cached for random access (null: $VGGT_VLA_CACHE or
+    # ~/.cache/vggt_vla).
+    cache_dir: Optional[str] = None
+
+    def __post_init__(self):
+        _check(len(self.camera_keys) > 0, "data.camera_keys is empty; name at least one camera feature")
+        _check(len(set(self.camera_keys)) == len(self.camera_keys),
+               f"data.camera_keys has duplicates: {self.camera_keys}")
+        _check(bool(self.dataset_root) or bool(self.dataset_repo),
+               "data.dataset_repo and data.dataset_root are both empty; name a dataset")
+        _check(bool(self.action_key), "data.action_key is empty")
+        _check(self.episodes is None or len(self.episodes) > 0,
+               "data.episodes is an empty list; use null for all episodes")
+        _check(0.0 < self.crop_scale <= 1.0, f"data.crop_scale must be in (0, 1], got {self.crop_scale}")
+        _check(0.0 <= self.color_jitter < 1.0, f"data.color_jitter must be in [0, 1), got {self.color_jitter}")
+        _check_choice("data.normalization", self.normalization, ("mean_std", "min_max", "quantile", "none"))
+        _check(0.0 <= self.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        _check_positive("data.prefetch_factor", self.prefetch_factor)
+        _check(self.video_tolerance_s >= 0, f"data.video_tolerance_s must be >= 0, got {self.video_tolerance_s}")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and logging."""
+
+    batch_size: int = 8
+    num_epochs: int = 10
+    # Stop after this many optimizer steps (null: run num_epochs).
+    max_steps: Optional[int] = None
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    seed: int = 42
+    # TensorBoard and checkpoints go to <log_dir>/<exp_name>/.
+    log_dir: str = "logs"
+    exp_name: str = "vggt_vla"
+
+    def __post_init__(self):
+        _check_positive("train.batch_size", self.batch_size)
+        _check_positive("train.num_epochs", self.num_epochs)
+        _check(self.max_steps is None or self.max_steps > 0, "train.max_steps must be > 0 or null")
+        _check_positive("train.lr", self.lr)
+        _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        cams = len(self.data.camera_keys)
+        _check(cams <= self.model.vision.num_cameras,
+               f"data.camera_keys lists {cams} cameras but model.vision.num_cameras="
+               f"{self.model.vision.num_cameras}; raise num_cameras or drop a camera")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Building dataclasses from plain dicts (YAML), with type checks and helpful errors
+# --------------------------------------------------------------------------------------------
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    """Check `value` against the type `hint` (recursing into dataclasses, lists and dicts)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        _check(isinstance(value, dict), f"{where} must be a mapping of fields, got {value!r}")
+        return from_dict(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], where)
+    if origin is Literal:
+        _check(value in args, f"{where}={value!r} is not valid; choose one of {list(args)}")
+        return value
+    if origin is list:
+        _check(isinstance(value, (list, tuple)), f"{where} must be a list, got {value!r}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        _check(isinstance(value, dict), f"{where} must be a mapping, got {value!r}")
+        return {_coerce(k, args[0], where): _coerce(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if hint is bool:
+        _check(isinstance(value, bool), f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        _check(isinstance(value, int) and not isinstance(value, bool), f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads '1e-4' (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        _check(isinstance(value, (int, float)) and not isinstance(value, bool), f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        _check(isinstance(value, str), f"{where} must be a string, got {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    """Build dataclass `cls` from `data`, rejecting unknown keys with the nearest valid name."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"unknown config key '{path}'{hint} Valid keys here: {', '.join(names)}")
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def _set_path(tree: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = tree
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        _check(isinstance(node, dict), f"override '{dotted}': '{part}' is not a section")
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'model.dim=512' -> ('model.dim', 512). The value is parsed as YAML."""
+    _check("=" in text, f"override {text!r} must look like section.key=value (e.g. train.lr=3e-4)")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    return key.strip(), value
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    """A named config ('simple') or a YAML path -> the YAML path."""
+    if name_or_path in NAMED_CONFIGS:
+        return CONFIG_DIR / NAMED_CONFIGS[name_or_path]
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    raise ConfigError(
+        f"config '{name_or_path}' is neither a named config ({', '.join(NAMED_CONFIGS)}) "
+        f"nor an existing YAML file")
+
+
+def load_config_dict(name_or_path: str) -> dict:
+    path = resolve_config_path(name_or_path)
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from err
+    _check(isinstance(tree, dict), f"{path} must hold a mapping with sections model/data/train")
+    return tree
+
+
+def load_config(name_or_path: str, overrides: Optional[list[str]] = None) -> Config:
+    """Load a named config or YAML file, apply `section.key=value` overrides, validate."""
+    tree = load_config_dict(name_or_path)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _set_path(tree, key, value)
+    return from_dict(Config, tree)
+
+
+def config_from_dict(tree: dict) -> Config:
+    return from_dict(Config, tree)

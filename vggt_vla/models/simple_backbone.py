@@ -1,0 +1,83 @@
+"""SimpleVGGTBackbone: graph convolution inside each modality, then attention across all tokens.
+
+One layer:
+
+    vision   += GCN_v(norm(vision))      over the 2-D patch grid of each camera
+    language += GCN_l(norm(language))    over the chain of real (unpadded) tokens
+    x = [vision | language | state | queries]
+    x = TransformerBlock(x, key_mask)    full self-attention across modalities, padding masked
+
+The graph convolution gives each token a cheap local prior (neighbouring patches, neighbouring
+words) that plain attention has to learn; the attention then mixes modalities. The action
+queries only take part in the attention, and their outputs are what the backbone returns.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from vggt_vla.config import SimpleBackboneConfig
+from vggt_vla.models.graph_builder import GraphBuilder
+from vggt_vla.models.layers import TransformerBlock
+from vggt_vla.models.tokens import FusionInputs
+
+
+class GraphConvResidual(nn.Module):
+    """x + GCN(norm(x)) over a batched graph whose nodes are the rows of x flattened."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        from torch_geometric.nn import GCNConv
+
+        self.norm = nn.LayerNorm(dim)
+        self.conv = GCNConv(dim, dim)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight=None) -> torch.Tensor:
+        B, N, D = x.shape
+        h = self.conv(self.norm(x).reshape(B * N, D), edge_index, edge_weight)  # [B*N, D]
+        return x + h.view(B, N, D)  # [B, N, D]
+
+
+class SimpleBackboneLayer(nn.Module):
+    def __init__(self, dim: int, cfg: SimpleBackboneConfig):
+        super().__init__()
+        self.vision_conv = GraphConvResidual(dim)
+        self.language_conv = GraphConvResidual(dim)
+        self.block = TransformerBlock(dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
+
+    def forward(self, vision, language, rest, graphs, key_mask):
+        vision = self.vision_conv(vision, graphs["vision"])  # [B, Nv, D]
+        language = self.language_conv(language, *graphs["language"])  # [B, L, D]
+        x = torch.cat([vision, language, rest], dim=1)  # [B, N, D]
+        x = self.block(x, key_mask)  # [B, N, D]
+        nv, nl = vision.shape[1], language.shape[1]
+        return x[:, :nv], x[:, nv:nv + nl], x[:, nv + nl:]
+
+
+class SimpleVGGTBackbone(nn.Module):
+    """FusionInputs -> action-query outputs [B, Q, D]."""
+
+    def __init__(self, dim: int, cfg: SimpleBackboneConfig):
+        super().__init__()
+        self.graphs = GraphBuilder(cfg.grid_connectivity)
+        self.layers = nn.ModuleList(SimpleBackboneLayer(dim, cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, inputs: FusionInputs) -> torch.Tensor:
+        vision, language = inputs.vision, inputs.language  # [B, Nv, D], [B, L, D]
+        extras = [inputs.state] if inputs.state is not None else []
+        rest = torch.cat(extras + [inputs.queries], dim=1)  # [B, S+Q, D]
+        B = vision.shape[0]
+        h, w = inputs.grid
+        graphs = {
+            "vision": self.graphs.vision_graph(B * inputs.num_cameras, h, w, vision.device),
+            "language": self.graphs.language_graph(inputs.language_mask),
+        }
+        always = torch.ones(B, vision.shape[1], dtype=torch.bool, device=vision.device)  # [B, Nv]
+        rest_mask = torch.ones(B, rest.shape[1], dtype=torch.bool, device=vision.device)  # [B, S+Q]
+        key_mask = torch.cat([always, inputs.language_mask, rest_mask], dim=1)  # [B, N]
+        for layer in self.layers:
+            vision, language, rest = layer(vision, language, rest, graphs, key_mask)
+        num_queries = inputs.queries.shape[1]
+        return self.norm(rest[:, -num_queries:])  # [B, Q, D]

@@ -1,0 +1,60 @@
+"""Named aggregator configurations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .aggregator import Aggregator
+from .checkpoint import load_aggregator_weights
+
+VGGT_1B_HUB_ID = "facebook/VGGT-1B"
+VGGT_1B_NUM_PARAMS = 909_112_320  # aggregator only (the heads add 347,425,196)
+
+
+def vggt_1b(**overrides) -> Aggregator:
+    """The VGGT-1B aggregator exactly as `VGGT()` builds it (ViT-L/14 reg4 + 24 x 2 blocks, C = 1024).
+
+    Build it under `with torch.device("meta"):` to skip allocating 3.6 GB of random weights before
+    loading a checkpoint (`load_aggregator_weights` then assigns the loaded tensors).
+    """
+    kwargs = dict(
+        img_size=518,
+        patch_size=14,
+        embed_dim=1024,
+        depth=24,
+        num_heads=16,
+        mlp_ratio=4.0,
+        num_register_tokens=4,
+        qkv_bias=True,
+        proj_bias=True,
+        ffn_bias=True,
+        patch_embed="dinov2_vitl14_reg",
+        aa_order=("frame", "global"),
+        aa_block_size=1,
+        qk_norm=True,
+        rope_freq=100,
+        init_values=0.01,
+    )
+    kwargs.update(overrides)
+    return Aggregator(**kwargs)
+
+
+def pretrained_vggt_1b(
+    source: str | Path = VGGT_1B_HUB_ID,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    **load_kwargs,
+) -> Aggregator:
+    """VGGT-1B aggregator with released weights, in eval mode on `device` / `dtype`.
+
+    Built on the meta device and filled by assignment, so peak host memory is one copy of the weights.
+    `source` / `load_kwargs` go to `load_aggregator_weights` (hub id, file or directory; revision,
+    cache_dir, local_files_only). Keep dtype float32 and use autocast for bf16 inference (SPEC 10).
+    """
+    with torch.device("meta"):
+        model = vggt_1b()
+    load_aggregator_weights(model, source, **load_kwargs)
+    return model.to(device=device, dtype=dtype).eval()

@@ -1,0 +1,129 @@
+"""VLAModel: the whole policy network, composed top-down.
+
+    images [B,V,3,H,W] -> VisionEncoder   -> vision tokens   [B, V*h*w, D] + type 0
+    instructions       -> LanguageEncoder -> language tokens [B, L, D]     + type 1   (+ mask)
+    state [B,S]        -> Linear          -> state token     [B, 1, D]     + type 2   (optional)
+    action queries     (learned)          ->                 [B, Q, D]     + type 3
+        -> backbone (simple | vggt) -> query outputs [B, Q, D] -> action head -> [B, T, A]
+
+A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instructions`` list[str], optional
+``state`` [B,S]; for training ``actions`` [B,T,A] and ``action_pad_mask`` [B,T] (True = padded
+step, excluded from the loss). State and actions are expected normalised (the data layer does it).
+
+    python scripts/test_model.py --config simple     # build, run, print shapes and counts
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from vggt_vla.config import ModelConfig
+from vggt_vla.models.action_head import build_action_head
+from vggt_vla.models.language_encoder import LanguageEncoder
+from vggt_vla.models.simple_backbone import SimpleVGGTBackbone
+from vggt_vla.models.tokens import ACTION_QUERY, LANGUAGE, NUM_TOKEN_TYPES, STATE, VISION, FusionInputs
+from vggt_vla.models.vggt_adapter import VGGTAdapter
+from vggt_vla.models.vision_encoder import VisionEncoder
+
+
+def build_backbone(cfg: ModelConfig, random_weights: bool = False) -> nn.Module:
+    if cfg.backbone == "simple":
+        return SimpleVGGTBackbone(cfg.dim, cfg.simple_backbone)
+    return VGGTAdapter(cfg.dim, cfg.vggt, cfg.vision.num_cameras, random_weights)
+
+
+class VLAModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, random_weights: bool = False):
+        """random_weights: build pretrained parts from their known configs without loading
+        weights (inspection only; see vggt_vla.models.pretrained)."""
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = build_backbone(cfg, random_weights)
+        self.vision = VisionEncoder(cfg.vision, cfg.dim, random_weights)
+        self.language = LanguageEncoder(cfg.language, cfg.dim, random_weights)
+        self.state_proj = nn.Linear(cfg.state_dim, cfg.dim) if cfg.state_dim > 0 else None
+        self.token_type = nn.Embedding(NUM_TOKEN_TYPES, cfg.dim)
+        self.action_queries = nn.Parameter(torch.randn(cfg.num_action_queries, cfg.dim) * 0.02)  # [Q, D]
+        self.head = build_action_head(cfg.action_head, cfg.dim, cfg.num_action_queries)
+
+    # ---------------------------------------------------------------- batch checks
+    def _check_batch(self, batch: dict, training: bool) -> None:
+        for key in ("images", "instructions") + (("actions", "action_pad_mask") if training else ()):
+            if key not in batch:
+                raise KeyError(f"batch has no '{key}' (keys: {sorted(batch)}); see VLAModel's docstring")
+        images = batch["images"]
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f"batch['images'] must be [B, V, 3, H, W], got {tuple(images.shape)}")
+        B = images.shape[0]
+        if len(batch["instructions"]) != B:
+            raise ValueError(f"{len(batch['instructions'])} instructions for a batch of {B} images")
+        if self.state_proj is not None:
+            state = batch.get("state")
+            if state is None or state.shape != (B, self.cfg.state_dim):
+                got = None if state is None else tuple(state.shape)
+                raise ValueError(f"batch['state'] must be [B={B}, model.state_dim={self.cfg.state_dim}], "
+                                 f"got {got}; set model.state_dim to the dataset's state size (0: no state)")
+        if training:
+            head = self.cfg.action_head
+            want = (B, head.chunk_size, head.action_dim)
+            if tuple(batch["actions"].shape) != want:
+                raise ValueError(f"batch['actions'] is {tuple(batch['actions'].shape)} but the model predicts "
+                                 f"[B, action_head.chunk_size, action_head.action_dim] = {list(want)}; "
+                                 f"make the config match the dataset")
+            if tuple(batch["action_pad_mask"].shape) != want[:2]:
+                raise ValueError(f"batch['action_pad_mask'] must be {list(want[:2])}, "
+                                 f"got {tuple(batch['action_pad_mask'].shape)}")
+
+    # ---------------------------------------------------------------- encoding
+    def fusion_inputs(self, batch: dict) -> FusionInputs:
+        images = batch["images"]  # [B, V, 3, H, W]
+        B = images.shape[0]
+        types = self.token_type.weight  # [4, D]
+        vision = self.vision(images)
+        language, language_mask = self.language(batch["instructions"])  # [B, L, D], [B, L]
+        state = None
+        if self.state_proj is not None:
+            state = self.state_proj(batch["state"].float())[:, None, :] + types[STATE]  # [B, 1, D]
+        queries = self.action_queries.expand(B, -1, -1) + types[ACTION_QUERY]  # [B, Q, D]
+        return FusionInputs(
+            images=images,
+            vision=vision.tokens + types[VISION],  # [B, V*h*w, D]
+            grid=vision.grid,
+            language=language + types[LANGUAGE],  # [B, L, D]
+            language_mask=language_mask,
+            state=state,
+            queries=queries,
+        )
+
+    def encode(self, batch: dict) -> torch.Tensor:
+        """batch -> action-query outputs ("global features") [B, Q, D]."""
+        return self.backbone(self.fusion_inputs(batch))
+
+    # ---------------------------------------------------------------- API
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
+        """Training: batch with actions -> (scalar loss, metrics of detached tensors)."""
+        self._check_batch(batch, training=True)
+        cond = self.encode(batch)  # [B, Q, D]
+        pad_mask = batch["action_pad_mask"].bool()  # [B, T]
+        loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
+        return loss, {"loss": loss.detach(), **metrics}
+
+    @torch.no_grad()
+    def predict_action_chunk(self, batch: dict, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """Inference: batch without actions -> normalised action chunk [B, T, A].
+
+        generator: seeds the flow-matching noise, for reproducible samples."""
+        self._check_batch(batch, training=False)
+        return self.head.predict(self.encode(batch), generator)
+
+    def parameter_counts(self) -> dict[str, tuple[int, int]]:
+        """{component: (total, trainable)} for each top-level part."""
+        counts = {}
+        for name, module in self.named_children():
+            params = list(module.parameters())
+            counts[name] = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
+        counts["action_queries"] = (self.action_queries.numel(), self.action_queries.numel())
+        return counts
