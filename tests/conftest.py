@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from vggt_vla.config import Config, config_from_dict  # noqa: E402
+from vggt_vla.models.summary import dummy_batch  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -117,21 +118,8 @@ def tiny_config(language_model: str, **model_overrides) -> Config:
     return config_from_dict({"model": model})
 
 
-INSTRUCTIONS = ["pick up the black bowl and place it on the plate", "move to the red cube"]
-
-
 def make_batch(cfg: Config, batch_size: int = 2, num_cameras: int = 2, seed: int = 0) -> dict:
-    """A random batch in the project's batch format."""
-    g = torch.Generator().manual_seed(seed)
-    m = cfg.model
-    size = m.vision.image_size
-    T, A = m.action_head.chunk_size, m.action_head.action_dim
-    pad = torch.zeros(batch_size, T, dtype=torch.bool)
-    pad[0, T - 2:] = True  # the first sample ends two steps before its chunk does
-    return {
-        "images": torch.rand(batch_size, num_cameras, 3, size, size, generator=g),
-        "instructions": [INSTRUCTIONS[i % len(INSTRUCTIONS)] for i in range(batch_size)],
-        "state": torch.randn(batch_size, m.state_dim, generator=g),
-        "actions": torch.rand(batch_size, T, A, generator=g) * 2 - 1,
-        "action_pad_mask": pad,
-    }
+    """A random batch in the project's batch format; sample 0 ends two steps before its chunk."""
+    batch = dummy_batch(cfg, batch_size, seed=seed, num_cameras=num_cameras)
+    batch["action_pad_mask"][0, -2:] = True
+    return batch

@@ -35,7 +35,10 @@ def test_loss_decreases_on_a_fixed_batch(tiny_qwen3, head):
     before = fixed_loss()
     train_steps(model, batch, 50)
     after = fixed_loss()
-    assert after < 0.5 * before, f"{head}: loss {before:.4f} -> {after:.4f}"
+    # The rectified-flow loss keeps a floor even on one batch (the velocity target is random
+    # given x_t near t=0), so it is held to a smaller relative drop than L1.
+    factor = 0.5 if head == "l1" else 0.7
+    assert after < factor * before, f"{head}: loss {before:.4f} -> {after:.4f}"
 
 
 @pytest.mark.parametrize("num_cameras", [1, 2])
@@ -102,7 +105,7 @@ def test_state_is_optional(tiny_qwen3):
     cfg = tiny_config(tiny_qwen3, state_dim=0)
     model = VLAModel(cfg.model).eval()
     batch = make_batch(cfg)
-    del batch["state"]
+    assert "state" not in batch
     assert model.predict_action_chunk(batch).shape == (2, 5, 7)
 
 

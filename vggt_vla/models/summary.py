@@ -14,6 +14,7 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 
@@ -48,11 +49,13 @@ def build_for_inspection(cfg: Config, random_weights: bool = False) -> tuple[VLA
     return model, False
 
 
-def dummy_batch(cfg: Config, batch_size: int = 2, device="cpu", seed: int = 0) -> dict:
-    """A random batch in the project's batch format, shaped by the config."""
+def dummy_batch(cfg: Config, batch_size: int = 2, device="cpu", seed: int = 0,
+                num_cameras: Optional[int] = None) -> dict:
+    """A random batch in the project's batch format, shaped by the config (cameras: as many as
+    data.camera_keys unless num_cameras is given)."""
     g = torch.Generator().manual_seed(seed)
     m = cfg.model
-    V = len(cfg.data.camera_keys)
+    V = num_cameras or len(cfg.data.camera_keys)
     size = m.vision.image_size
     T, A = m.action_head.chunk_size, m.action_head.action_dim
     batch = {
@@ -108,6 +111,30 @@ def peak_memory_mb(device: torch.device) -> float:
     return kb / (2**20 if sys.platform == "darwin" else 2**10)
 
 
+def count_flops(model: VLAModel, batch: dict) -> dict[str, float]:
+    """FLOPs (multiply-add = 2) of one predict_action_chunk per sample, per top-level component.
+
+    The language model's share is counted on a cold feature cache (its true cost per new
+    instruction); with a warm cache a frozen language model costs nothing per step.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.language.clear_cache()
+    with FlopCounterMode(display=False) as counter:
+        model.predict_action_chunk(batch)
+    B = batch["images"].shape[0]
+    per_module = counter.get_flop_counts()
+    out = {"total": counter.get_total_flops() / B}
+    # predict_action_chunk calls the components directly, so they are the counter's roots,
+    # named by class.
+    for name, child in model.named_children():
+        out[name] = sum(per_module.get(type(child).__name__, {}).values()) / B
+    if hasattr(model.backbone, "aggregator"):
+        key = f"{type(model.backbone).__name__}.aggregator"
+        out["backbone.aggregator (VGGT)"] = sum(per_module.get(key, {}).values()) / B
+    return out
+
+
 def _median_ms(fn, repeats: int, device: torch.device) -> float:
     times = []
     for _ in range(repeats):
@@ -130,7 +157,7 @@ class Report:
     peak_memory_mb: float
     language_model: str
     random_weights: bool
-    extra: dict = field(default_factory=dict)
+    flops: dict = field(default_factory=dict)
 
 
 def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
@@ -171,13 +198,14 @@ def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
         "action_chunk": list(chunk.shape),
         "loss": list(loss.shape),
     }
+    flops = count_flops(model, batch)
     model.train()
     latency = {"forward_loss (train mode, with grad)": _median_ms(lambda: model(batch), repeats, device)}
     model.eval()
     latency["predict_action_chunk"] = _median_ms(lambda: model.predict_action_chunk(batch), repeats, device)
     return Report(parameters=parameter_table(model), tokens=tokens, shapes=shapes, latency_ms=latency,
                   peak_memory_mb=peak_memory_mb(device), language_model=model.language.model_name,
-                  random_weights=random_weights)
+                  random_weights=random_weights, flops=flops)
 
 
 def format_report(report: Report, title: str) -> str:
@@ -192,5 +220,7 @@ def format_report(report: Report, title: str) -> str:
     lines += [f"  {k:<36}{v}" for k, v in report.shapes.items()]
     lines.append("latency (median):")
     lines += [f"  {k:<36}{v:>10.1f} ms" for k, v in report.latency_ms.items()]
+    lines.append("FLOPs per sample (predict_action_chunk, cold language cache):")
+    lines += [f"  {k:<36}{v / 1e9:>10.2f} GFLOP" for k, v in report.flops.items()]
     lines.append(f"peak memory: {report.peak_memory_mb:,.0f} MB")
     return "\n".join(lines)
