@@ -114,3 +114,22 @@ def test_bad_layer_index_is_a_clear_error(tiny_qwen3, tiny_vggt_checkpoint):
     folder, _ = tiny_vggt_checkpoint
     with pytest.raises(ValueError, match="feature_layers"):
         VLAModel(vggt_config(tiny_qwen3, folder, feature_layers=[7]).model)
+
+
+def test_injection_leaves_vggt_tokens_alone_when_nothing_is_attendable():
+    # Masked-out injected tokens are never attended to, so every VGGT layer output must equal
+    # the plain forward; unmasked ones change only the layers from the injection point on.
+    torch.manual_seed(0)
+    agg = vggt_1b(**TINY_AGGREGATOR).eval()
+    images = torch.rand(2, 2, 3, 28, 42)
+    extra = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        plain, _ = agg(images)
+        masked, _, _ = agg.forward_with_injection(images, extra, torch.zeros(2, 5, dtype=torch.bool),
+                                                  first_layer=1, layer_indices=None)
+        live, _, out = agg.forward_with_injection(images, extra, torch.ones(2, 5, dtype=torch.bool),
+                                                  first_layer=1, layer_indices=None)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, masked))
+    assert torch.allclose(live[0], plain[0], atol=1e-6)
+    assert not torch.allclose(live[1][..., 32:], plain[1][..., 32:])  # global half of layer 1
+    assert out.shape == (2, 5, 32)
