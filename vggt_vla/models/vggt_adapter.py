@@ -28,6 +28,7 @@ import logging
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import VGGTConfig
 from vggt_vla.models.layers import TransformerBlock, freeze
@@ -86,6 +87,7 @@ class VGGTAdapter(nn.Module):
             self.to_vggt = nn.Linear(dim, C)
             self.from_vggt = nn.Linear(C, dim)
         self.norm = nn.LayerNorm(dim)
+        self.gradient_checkpointing = False  # recompute fusion-block activations in backward
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -131,7 +133,10 @@ class VGGTAdapter(nn.Module):
         key_mask = torch.cat([ones(g) for g in groups] + [ones(inputs.vision), inputs.language_mask]
                              + [ones(e) for e in extras] + [ones(inputs.queries)], dim=1)  # [B, N]
         for block in self.blocks:
-            x = block(x, key_mask)
+            if self.gradient_checkpointing and torch.is_grad_enabled():
+                x = checkpoint(block, x, key_mask, use_reentrant=False)
+            else:
+                x = block(x, key_mask)
         return self.norm(x[:, -inputs.queries.shape[1]:])  # [B, Q, D]
 
     def _inject(self, inputs: FusionInputs, frames: torch.Tensor) -> torch.Tensor:

@@ -119,6 +119,21 @@ class VLAModel(nn.Module):
         self._check_batch(batch, training=False)
         return self.head.predict(self.encode(batch), generator)
 
+    def pretrained_parts(self) -> dict[str, str]:
+        """{module prefix: source} of the frozen parts loaded from pretrained weights.
+
+        Checkpoints leave these out and rebuilding the model reloads them from the source; a
+        pretrained part that is fine-tuned is not listed, so its weights are saved."""
+        cfg = self.cfg
+        parts = {}
+        if cfg.vision.use_vision_tower and self.vision.frozen:
+            parts["vision.backbone"] = cfg.vision.vision_tower_name
+        if self.language.frozen:
+            parts["language.model"] = self.language.model_name
+        if cfg.backbone == "vggt" and cfg.vggt.use_pretrained_vggt and cfg.vggt.freeze_vggt:
+            parts["backbone.aggregator"] = cfg.vggt.checkpoint
+        return parts
+
     def parameter_counts(self) -> dict[str, tuple[int, int]]:
         """{component: (total, trainable)} for each top-level part."""
         counts = {}

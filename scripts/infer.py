@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Predict an action chunk for one observation given as image files.
+
+    python scripts/infer.py --checkpoint logs/demo --image agent.png --wrist wrist.png \
+        --instruction "move to the red cube" [--state 0 0 0.1 0 0 0 0.04 -0.04]
+
+Prints the chunk [T, A] in the dataset's action units (one row per future step).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", required=True, help="run directory or .pt file")
+    parser.add_argument("--image", required=True, help="agent-view image (first camera)")
+    parser.add_argument("--wrist", help="wrist image (second camera), when the policy uses one")
+    parser.add_argument("--instruction", required=True)
+    parser.add_argument("--state", type=float, nargs="+", help="proprioceptive state (default: zeros)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    from PIL import Image
+
+    from vggt_vla.policy import Policy
+
+    policy = Policy.from_pretrained(args.checkpoint, device=args.device)
+    cams = policy.cfg.data.camera_keys
+    files = [args.image] + ([args.wrist] if args.wrist else [])
+    if len(files) != len(cams):
+        parser.error(f"the policy uses {len(cams)} camera(s) {cams}; give "
+                     f"{'--image and --wrist' if len(cams) == 2 else '--image only'}")
+    obs = {key: np.asarray(Image.open(f).convert("RGB")) for key, f in zip(cams, files)}
+    obs["instruction"] = args.instruction
+    if policy.cfg.model.state_dim > 0:
+        obs[policy.cfg.data.state_key] = np.asarray(args.state or [0.0] * policy.cfg.model.state_dim)
+    chunk = policy.predict_action_chunk(obs)
+    np.set_printoptions(precision=4, suppress=True, linewidth=120)
+    print(f"action chunk {list(chunk.shape)} (rows: future steps):\n{chunk}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

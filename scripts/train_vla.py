@@ -1,0 +1,135 @@
+#!/usr/bin/env python
+"""Train a VGGT-VLA policy on LeRobot data.
+
+    python scripts/train_vla.py --config configs/train_simple.yaml --batch_size 8 --max_steps 20000
+    python scripts/train_vla.py --config demo --set model.action_head.type=flow_matching
+    python scripts/train_vla.py --resume logs/simple            # continue the run exactly
+    accelerate launch scripts/train_vla.py --config dinov2      # several GPUs / nodes
+    tensorboard --logdir logs
+
+Everything lands in <log_dir>/<exp_name>/: config.yaml (the resolved config), TensorBoard event
+files, metrics.jsonl, checkpoints/last.pt and checkpoints/best.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
+
+from vggt_vla.config import NAMED_CONFIGS, ConfigError, load_config  # noqa: E402
+
+# The seed's flags and the usual training knobs, each a shortcut for one config field.
+FLAGS = {
+    "dataset_repo": ("data.dataset_repo", str),
+    "dataset_root": ("data.dataset_root", str),
+    "use_vision_tower": ("model.vision.use_vision_tower", "bool"),
+    "vision_tower_name": ("model.vision.vision_tower_name", str),
+    "freeze_vision_tower": ("model.vision.freeze_vision_tower", "bool"),
+    "language_model": ("model.language.language_model", str),
+    "freeze_language": ("model.language.freeze_language", "bool"),
+    "use_pretrained_vggt": ("model.vggt.use_pretrained_vggt", "bool"),
+    "freeze_vggt": ("model.vggt.freeze_vggt", "bool"),
+    "batch_size": ("train.batch_size", int),
+    "num_epochs": ("train.num_epochs", int),
+    "lr": ("train.lr", float),
+    "log_dir": ("train.log_dir", str),
+    "exp_name": ("train.exp_name", str),
+    "max_steps": ("train.max_steps", int),
+    "accumulation_steps": ("train.accumulation_steps", int),
+    "grad_clip": ("train.grad_clip", float),
+    "mixed_precision": ("train.mixed_precision", str),
+    "seed": ("train.seed", int),
+    "device": ("train.device", str),
+}
+
+
+def parse_bool(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--config", default=None,
+                        help=f"named config ({', '.join(NAMED_CONFIGS)}) or YAML path; with --resume, "
+                             f"defaults to the run's config.yaml")
+    for flag, (field, kind) in FLAGS.items():
+        if kind == "bool":
+            parser.add_argument(f"--{flag}", type=parse_bool, nargs="?", const=True, metavar="BOOL",
+                                help=f"sets {field}")
+        elif flag == "mixed_precision":
+            parser.add_argument(f"--{flag}", choices=["no", "bf16", "fp16"], help=f"sets {field}")
+        else:
+            parser.add_argument(f"--{flag}", type=kind, help=f"sets {field}")
+    parser.add_argument("--compile", action="store_true", help="sets train.compile (torch.compile)")
+    parser.add_argument("--gradient_checkpointing", action="store_true", help="sets train.gradient_checkpointing")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override any config field, e.g. --set model.simple_backbone.depth=4")
+    parser.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT",
+                        help="continue a run exactly from its last checkpoint (or a given .pt)")
+    parser.add_argument("--stop_after", type=int, metavar="N",
+                        help="leave after N optimizer steps of this invocation (saving last)")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def overrides_from_args(args) -> list[str]:
+    out = []
+    for flag, (field, _) in FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            out.append(f"{field}={'true' if value is True else 'false' if value is False else value}")
+    if args.compile:
+        out.append("train.compile=true")
+    if args.gradient_checkpointing:
+        out.append("train.gradient_checkpointing=true")
+    return out + args.overrides
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    config = args.config
+    if config is None:
+        if not args.resume:
+            print("error: give --config NAME_OR_YAML (or --resume RUN_DIR)", file=sys.stderr)
+            return 2
+        run = Path(args.resume)
+        config = str((run if run.is_dir() else run.parent.parent) / "config.yaml")
+    try:
+        cfg = load_config(config, overrides_from_args(args))
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return 2
+
+    from vggt_vla.data.meta import DatasetError
+    from vggt_vla.models.pretrained import PretrainedUnavailable
+    from vggt_vla.training.trainer import Trainer, TrainingDiverged
+
+    try:
+        result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit(args.stop_after)
+    except TrainingDiverged as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 3
+    except (DatasetError, PretrainedUnavailable, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    val = result["val"]
+    summary = f"step {result['step']}"
+    if val:
+        summary += f", validation L1 {val['l1']:.4f} (best {result['best_l1']:.4f})"
+    print(f"done: {summary}. Run directory: {result['run_dir']} "
+          f"(checkpoints/last.pt, checkpoints/best.pt; tensorboard --logdir {cfg.train.log_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The demo env (closed-loop twin of the demo dataset) and the demo dataset itself."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vggt_vla.data.demo import make_demo_dataset
+from vggt_vla.data.lerobot import LeRobotSource
+from vggt_vla.data.writer import available_av1_encoder
+from vggt_vla.sim.demo_env import (CAMERA_KEYS, COLORS, EVAL_SEEDS, SHAPES, STATE_KEY, DemoEnv, random_action,
+                                   rollout, scripted_action, success_rate)
+
+
+def test_observation_format():
+    obs = DemoEnv().reset(seed=0)
+    assert set(obs) == {*CAMERA_KEYS, STATE_KEY, "instruction"}
+    for key in CAMERA_KEYS:
+        assert obs[key].shape == (128, 128, 3) and obs[key].dtype == np.uint8
+    assert obs[STATE_KEY].shape == (8,) and obs[STATE_KEY].dtype == np.float32
+    assert isinstance(obs["instruction"], str)
+
+
+def test_reset_is_deterministic_per_seed():
+    a, b, c = DemoEnv().reset(seed=7), DemoEnv().reset(seed=7), DemoEnv().reset(seed=8)
+    assert a["instruction"] == b["instruction"]
+    for key in CAMERA_KEYS:
+        assert np.array_equal(a[key], b[key])
+    assert not np.array_equal(a[CAMERA_KEYS[0]], c[CAMERA_KEYS[0]])
+
+
+def test_instructions_name_an_object_in_the_scene():
+    env = DemoEnv()
+    kinds = set()
+    for seed in range(40):
+        obs = env.reset(seed=seed)
+        target = env.objects[env.target]
+        assert target.name in obs["instruction"]
+        assert target.color in COLORS and target.shape in SHAPES
+        assert len({o.name for o in env.objects}) == len(env.objects), "object names must be unambiguous"
+        kinds.add(obs["instruction"].split()[0])
+    assert kinds == {"move", "push"}
+
+
+def test_scripted_policy_succeeds_and_random_does_not():
+    scripted = success_rate(lambda env: (lambda obs: scripted_action(env)), EVAL_SEEDS)
+    rng = np.random.default_rng(0)
+    rand = success_rate(lambda env: (lambda obs: random_action(rng)), EVAL_SEEDS)
+    assert len(EVAL_SEEDS) == 100
+    assert scripted >= 0.95, scripted
+    assert rand < 0.20, rand
+
+
+def test_doing_nothing_fails_and_episodes_end():
+    env = DemoEnv(max_steps=30)
+    assert not rollout(env, lambda obs: np.zeros(7, dtype=np.float32), seed=3)
+    assert env.steps == 30 and env.done
+
+
+def test_wrist_camera_follows_the_gripper():
+    env = DemoEnv()
+    first = env.reset(seed=1)
+    moved = first
+    for _ in range(5):
+        moved, _ = env.step(np.array([0, 1, 0, 0, 0, 0, -1], dtype=np.float32))
+    assert not np.array_equal(first[CAMERA_KEYS[1]], moved[CAMERA_KEYS[1]])
+    assert moved[STATE_KEY][1] > first[STATE_KEY][1]
+    # the agent view only changes around the gripper (objects were not touched: they're away from it)
+    changed = np.argwhere((first[CAMERA_KEYS[0]] != moved[CAMERA_KEYS[0]]).any(-1))
+    assert 0 < len(changed) < 0.1 * 128 * 128
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", num_episodes=8, progress=False)
+    return root, LeRobotSource(root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_demo_dataset_shape(demo):
+    root, source = demo
+    info = json.loads((root / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 10 and info["total_episodes"] == 8
+    for key in CAMERA_KEYS:
+        assert info["features"][key]["shape"] == [128, 128, 3]
+    assert source.state_dim == 8 and source.action_dim == 7
+    assert source.action.min() >= -1 and source.action.max() <= 1
+    lengths = source.meta.episodes.length
+    assert lengths.min() >= 3 and lengths.max() <= 80
+
+
+def test_demo_dataset_matches_the_env(demo):
+    """Episode i starts from env.reset(seed=i): same pixels, state, instruction, expert action."""
+    _, source = demo
+    env = DemoEnv()
+    for pos, ep in enumerate(source.episode_indices):
+        obs = env.reset(seed=int(ep))
+        row = int(source.ep_start[pos])
+        for cam, key in enumerate(CAMERA_KEYS):
+            assert np.array_equal(source.frame(cam, row), obs[key])
+        np.testing.assert_array_equal(source.state[row], obs[STATE_KEY])
+        np.testing.assert_array_equal(source.action[row], scripted_action(env))
+        assert source.tasks[source.task_index[row]] == obs["instruction"]
+
+
+def test_demo_video_dataset(tmp_path):
+    if available_av1_encoder() is None:
+        pytest.skip("no AV1 encoder in this PyAV build")
+    root = make_demo_dataset(tmp_path / "video", num_episodes=3, video=True, progress=False)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    assert info["features"][CAMERA_KEYS[0]]["dtype"] == "video"
+    assert info["features"][CAMERA_KEYS[0]]["info"]["video.codec"] == "av1"
+    source = LeRobotSource(root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path / "cache")
+    obs = DemoEnv().reset(seed=2)
+    got = source.frame(0, int(source.ep_start[2])).astype(float)
+    assert np.abs(got - obs[CAMERA_KEYS[0]]).mean() < 4.0

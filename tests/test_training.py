@@ -1,0 +1,242 @@
+"""Training, checkpoints, resume, evaluation and the policy, on tiny configs and a tiny demo dataset."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from vggt_vla.config import config_from_dict
+from vggt_vla.training import checkpoint as ckpt_mod
+from vggt_vla.training.trainer import Trainer, TrainingDiverged
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def demo_dataset(tmp_path_factory):
+    from vggt_vla.data.demo import make_demo_dataset
+
+    return str(make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", num_episodes=8, image_size=32,
+                                 progress=False))
+
+
+def train_config(language_model, dataset, run_dir, head="flow_matching", **train):
+    """Tiny model (dropout on, flow-matching noise: both draw from the RNG) on the tiny demo set."""
+    model = tiny_config(language_model, action_head={"type": head, "chunk_size": 10},
+                        simple_backbone={"dropout": 0.1}).model
+    tree = {
+        "model": {**_asdict(model)},
+        "data": {"dataset_repo": "", "dataset_root": dataset, "num_workers": 0, "val_fraction": 0.25},
+        "train": {"batch_size": 4, "max_steps": 8, "lr": 1e-3, "warmup_steps": 2, "log_every": 1,
+                  "eval_every": 4, "save_every": 4, "image_every": 4, "val_batches": 2,
+                  "log_dir": str(run_dir), "exp_name": "run", "device": "cpu", **train},
+    }
+    return config_from_dict(tree)
+
+
+def _asdict(obj):
+    import dataclasses
+
+    return dataclasses.asdict(obj)
+
+
+def losses(run_dir):
+    rows = [json.loads(line) for line in (Path(run_dir) / "run" / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["train/loss"] for r in rows if "train/loss" in r}
+
+
+def final_weights(run_dir):
+    return ckpt_mod.load_checkpoint(Path(run_dir) / "run")["model"]
+
+
+def test_resume_is_exact(tiny_qwen3, demo_dataset, tmp_path):
+    straight = tmp_path / "straight"
+    Trainer(train_config(tiny_qwen3, demo_dataset, straight), progress=False).fit()
+    split = tmp_path / "split"
+    Trainer(train_config(tiny_qwen3, demo_dataset, split), progress=False).fit(stop_after=3)
+    assert ckpt_mod.load_checkpoint(split / "run")["step"] == 3
+    Trainer(train_config(tiny_qwen3, demo_dataset, split), resume=str(split / "run"), progress=False).fit()
+    a, b = losses(straight), losses(split)
+    assert sorted(a) == list(range(1, 9)) and sorted(b) == list(range(1, 9))
+    for step in a:
+        assert abs(a[step] - b[step]) <= 1e-6, f"step {step}: {a[step]} vs {b[step]}"
+    wa, wb = final_weights(straight), final_weights(split)
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_run_directory_contents(tiny_qwen3, demo_dataset, tmp_path):
+    result = Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1"), progress=False).fit()
+    run = tmp_path / "run"
+    assert (run / "config.yaml").exists() and (run / "metrics.jsonl").exists()
+    assert list(run.glob("events.out.tfevents.*"))
+    ck = ckpt_mod.load_checkpoint(run, "best")
+    assert ck["pretrained_parts"] == {"language.model": tiny_qwen3}
+    assert not any(k.startswith("language.model.") for k in ck["model"])  # reloaded, not stored
+    assert ck["normalization"]["mode"] == "mean_std"
+    assert result["val"]["l1"] >= 0 and len(result["val"]["l1_per_step"]) == 10
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    for key in ("train/loss", "train/lr", "train/grad_norm", "train/samples_per_s", "time/data_s",
+                "time/step_s", "train/l1_dim0", "val/loss", "val/l1", "val/l1_step9"):
+        assert key in keys, key
+
+
+def test_atomic_save_survives_a_crash(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    ckpt_mod.atomic_torch_save({"model": {"w": torch.ones(3)}, "config": {}}, path)
+
+    def crash(obj, f, *args, **kwargs):
+        f.write(b"half a checkpoint")
+        raise OSError("disk died mid-save")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", crash)
+    with pytest.raises(OSError, match="mid-save"):
+        ckpt_mod.atomic_torch_save({"model": {"w": torch.zeros(3)}, "config": {}}, path)
+    monkeypatch.undo()
+    assert torch.equal(ckpt_mod.load_checkpoint(path)["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(RuntimeError, match="last.pt"):
+        ckpt_mod.load_checkpoint(bad)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_qwen3, demo_dataset, tmp_path, monkeypatch):
+    cfg = train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1", save_every=2, eval_every=0)
+    trainer = Trainer(cfg, progress=False)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    original = model.forward
+    calls = {"n": 0}
+
+    def poisoned(batch):
+        calls["n"] += 1
+        loss, metrics = original(batch)
+        return (loss * float("nan") if calls["n"] > 3 else loss), metrics
+
+    monkeypatch.setattr(model, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match="NaN/inf"):
+        trainer.fit()
+    good = ckpt_mod.load_checkpoint(tmp_path / "run")
+    assert good["step"] == 2
+    assert all(torch.isfinite(v).all() for v in good["model"].values() if v.is_floating_point())
+
+
+def test_optimizer_holds_only_trainable_parameters_and_decay_groups(tiny_qwen3, demo_dataset, tmp_path):
+    trainer = Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1"), progress=False)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    in_opt = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert in_opt == {id(p) for p in model.parameters() if p.requires_grad}
+    decay, no_decay = trainer.optimizer.param_groups
+    assert decay["weight_decay"] > 0 and no_decay["weight_decay"] == 0
+    no_decay_ids = {id(p) for p in no_decay["params"]}
+    assert id(model.action_queries) in no_decay_ids and id(model.vision.camera_embed) in no_decay_ids
+    assert id(model.head.mlp[0].weight) not in no_decay_ids and id(model.head.mlp[0].bias) in no_decay_ids
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_qwen3, demo_dataset, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("trained")
+    Trainer(train_config(tiny_qwen3, demo_dataset, run_dir, head="l1"), progress=False).fit()
+    return run_dir / "run"
+
+
+def test_policy_action_queue(trained_run):
+    from vggt_vla.policy import Policy
+    from vggt_vla.sim.demo_env import DemoEnv
+
+    policy = Policy.from_pretrained(trained_run, device="cpu", n_action_steps=3)
+    calls = []
+    real = policy.model.predict_action_chunk
+    policy.model.predict_action_chunk = lambda *a, **k: calls.append(1) or real(*a, **k)
+    env = DemoEnv(image_size=32)
+    obs = env.reset(seed=1)
+    chunk = policy.predict_action_chunk(obs)
+    calls.clear()
+    policy.reset()
+    actions = [policy.select_action(obs) for _ in range(7)]
+    assert len(calls) == 3  # a new chunk every 3 actions
+    assert all(a.shape == (7,) for a in actions)
+    for i in range(3):
+        assert actions[i] == pytest.approx(chunk[i], abs=1e-5)  # executed in order
+    policy.reset()
+    policy.select_action(obs)
+    assert len(calls) == 4  # reset empties the queue
+
+    ensembled = Policy.from_pretrained(trained_run, device="cpu", temporal_ensemble_coeff=0.01)
+    first = ensembled.select_action(obs)
+    assert first == pytest.approx(chunk[0], abs=1e-5)  # one prediction: its first action
+    policy.reset()
+    with pytest.raises(KeyError, match="observation.images.wrist_image"):
+        policy.select_action({k: v for k, v in obs.items() if k != "observation.images.wrist_image"})
+
+
+def run_script(*args, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_eval_writes_json(trained_run, tmp_path):
+    out = run_script("scripts/eval.py", "--checkpoint", str(trained_run), "--json", str(tmp_path / "o.json"),
+                     "--plots", str(tmp_path / "plots"), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "o.json").read_text())
+    for key in ("l1", "mse", "l1_per_dim", "mse_per_dim", "l1_per_step", "mse_per_step", "split", "checkpoint"):
+        assert key in result, key
+    assert len(result["l1_per_dim"]) == 7 and len(result["l1_per_step"]) == 10
+    assert list((tmp_path / "plots").glob("*.png"))
+    out = run_script("scripts/eval.py", "--checkpoint", str(trained_run), "--sim", "demo", "--episodes", "2",
+                     "--json", str(tmp_path / "s.json"), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert result["episodes"] == 2 and 0 <= result["success_rate"] <= 1
+    low, high = result["ci95"]
+    assert 0 <= low <= result["success_rate"] <= high <= 1
+
+
+def test_train_script_rejects_unknown_keys(tmp_path):
+    out = run_script("scripts/train_vla.py", "--config", "demo", "--set", "train.lrr=1e-3")
+    assert out.returncode == 2 and "did you mean 'lr'" in out.stderr
+
+
+def test_wilson_interval():
+    from vggt_vla.evaluation import wilson_interval
+
+    low, high = wilson_interval(0, 20)
+    assert low == 0 and 0.1 < high < 0.2
+    low, high = wilson_interval(10, 20)
+    assert low < 0.5 < high and high - low == pytest.approx(2 * (0.5 - low))
+
+
+
+def test_two_process_accelerate_step_keeps_ranks_in_sync(tiny_qwen3, demo_dataset, tmp_path):
+    import socket
+
+    import yaml
+
+    cfg = train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1", eval_every=0, image_every=0)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # accelerate's --cpu launcher starts one process; --multi_gpu starts N (torch.distributed.run)
+    # and, with train.device=cpu, the processes talk over gloo.
+    out = run_script("-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                     "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+                     "tests/accelerate_step.py", str(path), str(tmp_path / "params"))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    r0 = torch.load(tmp_path / "params.rank0.pt")
+    r1 = torch.load(tmp_path / "params.rank1.pt")
+    assert r0["world"] == r1["world"] == 2 and r0["step"] == r1["step"] == 1
+    assert r0["params"].keys() == r1["params"].keys()
+    assert all(torch.equal(r0["params"][k], r1["params"][k]) for k in r0["params"])

@@ -1,0 +1,297 @@
+"""LeRobot v2.1 / v3.0 reader: dataset -> samples in the project's batch format.
+
+    source = LeRobotSource("lerobot/libero_spatial_image",
+                           camera_keys=["observation.images.image", "observation.images.wrist_image"])
+    ds = LeRobotDataset(source, chunk_size=10, transform=ImageTransform(224, flip=True),
+                        normalizer=Normalizer.from_stats(source.stats("mean_std"), "mean_std",
+                                                         [source.state_key, source.action_key]))
+    item = ds[0]   # images [V,3,H,W] float, instruction str, state [S], actions [T,A], action_pad_mask [T]
+
+`LeRobotSource` is everything read once per dataset: the metadata, the numeric columns (state,
+action, episode/frame index, timestamp, task index) as numpy arrays in global row order, and
+access to camera frames (parquet image bytes through a memory-mapped cache, mp4 through PyAV
+seeking). `LeRobotDataset` is a view over some of its episodes (train or validation) that builds
+items. Per-sample work is a few numpy index operations plus decoding exactly one frame per camera.
+
+Adapting a new LeRobot dataset usually needs only config: `data.camera_keys` (in model camera
+order), `data.rename_map` when its cameras are named differently (e.g. LIBERO conversions that
+call the wrist camera `observation.images.image2`), `data.state_key` / `data.action_key`, and
+`data.flip_images` if its renderer stores images upside down. Datasets whose action chunk should
+not come from consecutive rows (e.g. a different control rate) need a change in `_chunk_rows`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .images import ParquetImageStore
+from .meta import DatasetError, LeRobotMeta, load_meta
+from .normalize import Normalizer, REQUIRED_STATS
+from .stats import Stats, vector_stats
+from .transforms import ImageTransform
+from .video import VideoFrameReader
+
+_INDEX_COLUMNS = ("episode_index", "frame_index", "timestamp", "task_index")
+
+
+class LeRobotSource:
+    """A LeRobot dataset loaded for training: metadata, numeric columns, frame access.
+
+    camera_keys / state_key / action_key use the config's names; `rename_map` maps dataset
+    feature names to those names. state_key=None reads no state (a model with state_dim 0).
+    """
+
+    def __init__(self, dataset: str | Path, *, camera_keys: Sequence[str],
+                 state_key: Optional[str] = "observation.state", action_key: str = "action",
+                 rename_map: Optional[dict[str, str]] = None, revision: Optional[str] = None,
+                 cache_dir: Optional[str | Path] = None, video_tolerance_s: float = 1e-4,
+                 progress: bool = True):
+        self.meta: LeRobotMeta = load_meta(dataset, revision)
+        inverse = {v: k for k, v in (rename_map or {}).items()}  # config name -> dataset name
+        self.camera_keys = list(camera_keys)
+        self.state_key, self.action_key = state_key, action_key
+        self.camera_features = [inverse.get(k, k) for k in self.camera_keys]
+        self._check_features(inverse)
+        self.state_feature = inverse.get(state_key, state_key) if state_key else None
+        self.action_feature = inverse.get(action_key, action_key)
+        self.tasks = self.meta.tasks
+        self._load_columns(progress)
+
+        image_feats = [f for f in self.camera_features if self.meta.features[f]["dtype"] == "image"]
+        self._images = (ParquetImageStore(self.meta.data_files, image_feats, cache_dir, progress)
+                        if image_feats else None)
+        if self._images is not None and self._images.num_rows != self.num_rows:
+            raise DatasetError(f"image cache {self._images.dir} has {self._images.num_rows} rows but the "
+                               f"data files have {self.num_rows}; delete the cache directory")
+        self._video = VideoFrameReader(tolerance_s=video_tolerance_s)
+        # Per camera: ("image", column in the image store) or ("video", VideoIndex).
+        self._cams = []
+        for f in self.camera_features:
+            if self.meta.features[f]["dtype"] == "image":
+                self._cams.append(("image", image_feats.index(f)))
+            else:
+                self._cams.append(("video", self.meta.video[f]))
+
+    # ----------------------------------------------------------------------------------------
+    def _check_features(self, inverse: dict[str, str]) -> None:
+        feats = self.meta.features
+        available = self.meta.camera_keys
+        for name, feat in zip(self.camera_keys, self.camera_features):
+            if feat not in feats or feats[feat]["dtype"] not in ("image", "video"):
+                renamed = f" (renamed from {feat!r} by data.rename_map)" if feat != name else ""
+                raise DatasetError(
+                    f"camera {name!r}{renamed} is not an image/video feature of {self.meta.root}; "
+                    f"available cameras: {available}. Fix data.camera_keys or map a dataset camera "
+                    f"with data.rename_map (e.g. {{'observation.images.image2': "
+                    f"'observation.images.wrist_image'}})")
+        numeric = [k for k, v in feats.items() if v["dtype"] not in ("image", "video", "string")]
+        for role, key in (("state", self.state_key), ("action", self.action_key)):
+            if key is None:
+                continue
+            feat = inverse.get(key, key)
+            if feat not in feats:
+                raise DatasetError(f"{role} feature {feat!r} is not in {self.meta.root}; numeric "
+                                   f"features: {numeric}. Set data.{role}_key")
+        for key in _INDEX_COLUMNS:
+            if key not in feats:
+                raise DatasetError(f"{self.meta.root / 'meta' / 'info.json'} lacks bookkeeping feature {key!r}")
+
+    def _load_columns(self, progress: bool) -> None:
+        import pyarrow.parquet as pq
+        from tqdm import tqdm
+
+        wanted = [self.action_feature] + ([self.state_feature] if self.state_feature else []) + list(_INDEX_COLUMNS)
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in wanted}
+        files = self.meta.data_files
+        for path in tqdm(files, desc="reading parquet columns", unit="file",
+                         disable=not progress or len(files) < 8):
+            if not path.is_file():
+                raise DatasetError(f"missing data file {path}")
+            try:
+                table = pq.read_table(path, columns=wanted)
+            except Exception as err:
+                raise DatasetError(f"cannot read columns {wanted} of {path}: {type(err).__name__}: {err}") from err
+            for key in wanted:
+                parts[key].append(_column_to_numpy(table.column(key), path, key))
+        cols = {k: np.concatenate(v) for k, v in parts.items()}
+        self.num_rows = len(cols["episode_index"])
+        self.action = cols[self.action_feature].astype(np.float32).reshape(self.num_rows, -1)  # [N, A]
+        self.state = (cols[self.state_feature].astype(np.float32).reshape(self.num_rows, -1)
+                      if self.state_feature else np.zeros((self.num_rows, 0), np.float32))  # [N, S]
+        self.timestamp = cols["timestamp"].astype(np.float64).reshape(-1)  # [N]
+        self.task_index = cols["task_index"].astype(np.int64).reshape(-1)  # [N]
+        self.frame_index = cols["frame_index"].astype(np.int64).reshape(-1)  # [N]
+        self._index_episodes(cols["episode_index"].astype(np.int64).reshape(-1))
+        if self.task_index.size and (self.task_index.min() < 0 or self.task_index.max() >= len(self.tasks)):
+            raise DatasetError(f"{self.meta.root}: task_index values outside 0..{len(self.tasks) - 1}")
+
+    def _index_episodes(self, episode_index: np.ndarray) -> None:
+        """Row ranges per episode; the episode (position in the metadata) of every row."""
+        eps = self.meta.episodes
+        pos = np.searchsorted(eps.index, episode_index)
+        pos_c = np.minimum(pos, len(eps.index) - 1)
+        unknown = eps.index[pos_c] != episode_index
+        if unknown.any():
+            raise DatasetError(f"{self.meta.root}: data rows of episode {int(episode_index[unknown][0])}, "
+                               f"which the episode metadata does not list")
+        counts = np.bincount(pos_c, minlength=len(eps.index))
+        bad = np.flatnonzero(counts != eps.length)
+        if bad.size:
+            e = bad[0]
+            raise DatasetError(f"{self.meta.root}: episode {int(eps.index[e])} has {int(counts[e])} data rows but "
+                               f"its metadata says length {int(eps.length[e])}")
+        # Episodes may come in any order across files, but each must be one run of rows in frame
+        # order: then row = start + frame_index, which the check below verifies for every row.
+        starts = np.zeros(len(eps.index), dtype=np.int64)
+        present, first = np.unique(pos_c, return_index=True)
+        starts[present] = first
+        self.ep_start = starts  # [E]
+        self.ep_end = starts + eps.length  # [E]
+        self.row_episode = pos_c.astype(np.int64)  # [N]
+        if not np.array_equal(self.frame_index, np.arange(self.num_rows) - starts[pos_c]):
+            raise DatasetError(f"{self.meta.root}: the rows of an episode are not one contiguous run in "
+                               f"frame order (files {[p.name for p in self.meta.data_files[:3]]}...)")
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def episode_indices(self) -> np.ndarray:
+        return self.meta.episodes.index
+
+    @property
+    def state_dim(self) -> int:
+        return self.state.shape[1]
+
+    @property
+    def action_dim(self) -> int:
+        return self.action.shape[1]
+
+    def frame(self, cam: int, row: int) -> np.ndarray:
+        """Camera `cam` (position in camera_keys) at global row `row`: [H, W, 3] uint8."""
+        kind, where = self._cams[cam]
+        if kind == "image":
+            return self._images.image(where, row)
+        ep = self.row_episode[row]
+        path = where.paths[where.file_id[ep]]
+        return self._video.frame(path, float(where.from_timestamp[ep] + self.timestamp[row]))
+
+    def stats(self, mode: str) -> Stats:
+        """State/action statistics under the config's key names: meta/stats.json (or v2.1's
+        per-episode stats combined) when they hold what `mode` needs, else computed exactly over
+        the loaded columns."""
+        meta_stats = self.meta.load_stats() or {}
+        out = {}
+        pairs = [(self.action_key, self.action_feature, self.action)]
+        if self.state_key:
+            pairs.append((self.state_key, self.state_feature, self.state))
+        for name, feature, values in pairs:
+            have = meta_stats.get(feature, {})
+            need = ("mean", "std", "min", "max") + REQUIRED_STATS.get(mode, ())
+            if all(s in have for s in need) and np.asarray(have["mean"]).size == values.shape[1]:
+                out[name] = have
+            else:
+                out[name] = vector_stats(values, quantiles=True)
+        return out
+
+
+def _column_to_numpy(col, path: Path, key: str) -> np.ndarray:
+    """A parquet column of scalars or fixed/variable lists of numbers -> [N] or [N, D]."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
+    n = len(arr)
+    if pa.types.is_fixed_size_list(arr.type) or pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        flat = pc.list_flatten(arr).to_numpy(zero_copy_only=False)
+        if n and flat.size % n:
+            raise DatasetError(f"{path}: column {key!r} has rows of different lengths")
+        return flat.reshape(n, -1)
+    return arr.to_numpy(zero_copy_only=False)
+
+
+class LeRobotDataset(Dataset):
+    """Items in the batch format over some episodes of a `LeRobotSource`.
+
+    episodes: dataset episode indices to use (None: all). chunk_size: T future actions per item,
+    starting at the item's own step; steps past the episode end repeat the last action and are
+    marked True in `action_pad_mask`.
+    """
+
+    def __init__(self, source: LeRobotSource, *, chunk_size: int, transform: ImageTransform,
+                 normalizer: Optional[Normalizer] = None, episodes: Optional[Sequence[int]] = None):
+        self.source = source
+        self.chunk_size = int(chunk_size)
+        self.transform = transform
+        self.normalizer = normalizer
+        positions = (np.arange(len(source.episode_indices)) if episodes is None
+                     else np.array([source.meta.episodes.position(int(e)) for e in episodes], dtype=np.int64))
+        self.episodes = source.episode_indices[positions]
+        self.rows = (np.concatenate([np.arange(source.ep_start[p], source.ep_end[p]) for p in positions])
+                     if len(positions) else np.zeros(0, np.int64))  # [len] global rows
+        # Normalize whole columns once instead of per sample.
+        self._state = source.state
+        self._action = source.action
+        if normalizer is not None:
+            if source.state_key and source.state_dim:
+                self._state = normalizer.normalize(source.state_key, source.state).astype(np.float32)
+            self._action = normalizer.normalize(source.action_key, source.action).astype(np.float32)
+        self._offsets = np.arange(self.chunk_size)  # [T]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _chunk_rows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the T actions from `row` on, clamped to the episode, and the pad mask."""
+        end = self.source.ep_end[self.source.row_episode[row]]
+        rows = row + self._offsets  # [T]
+        pad = rows >= end  # [T]
+        return np.minimum(rows, end - 1), pad
+
+    def __getitem__(self, i: int) -> dict:
+        row = int(self.rows[i])
+        src = self.source
+        chunk, pad = self._chunk_rows(row)
+        frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
+        if all(f.shape == frames[0].shape for f in frames):
+            images = self.transform(np.stack(frames))  # [V, 3, S, S]
+        else:  # cameras of different sizes: resize each on its own
+            images = torch.cat([self.transform(f) for f in frames])
+        return {
+            "images": images,
+            "instruction": src.tasks[src.task_index[row]],
+            "state": torch.from_numpy(self._state[row].copy()),  # [S]
+            "actions": torch.from_numpy(self._action[chunk]),  # [T, A] (fancy index copies)
+            "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    """Items -> the batch dict (images [B,V,3,H,W], instructions list[str], state [B,S],
+    actions [B,T,A], action_pad_mask [B,T])."""
+    return {
+        "images": _stack([it["images"] for it in items]),
+        "instructions": [it["instruction"] for it in items],
+        "state": _stack([it["state"] for it in items]),
+        "actions": _stack([it["actions"] for it in items]),
+        "action_pad_mask": _stack([it["action_pad_mask"] for it in items]),
+    }
+
+
+def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    # numpy's single-threaded copy (torch.stack's threads contend with the training step). In a
+    # DataLoader worker the result goes straight into shared memory, which the batch must reach
+    # anyway to cross to the main process: one copy instead of two.
+    first = tensors[0]
+    shape = (len(tensors), *first.shape)
+    if torch.utils.data.get_worker_info() is not None:
+        out = torch.empty(0, dtype=first.dtype)
+        out.set_(out.untyped_storage()._new_shared(int(np.prod(shape)) * first.element_size()))
+        out = out.view(shape)
+    else:
+        out = torch.empty(shape, dtype=first.dtype)
+    np.stack([t.numpy() for t in tensors], out=out.numpy())
+    return out

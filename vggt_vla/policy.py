@@ -1,0 +1,133 @@
+"""Policy: a trained VLAModel plus its normalization, acting on raw observations.
+
+    policy = Policy.from_pretrained("logs/demo")          # run dir (best.pt, else last.pt) or a .pt
+    policy.reset()                                        # at the start of every episode
+    action = policy.select_action(obs)                    # [A] numpy, in the dataset's action units
+
+`obs` is a dict: one uint8 [H, W, 3] image per camera key of the training config (e.g.
+"observation.images.image", "observation.images.wrist_image"), the state under the config's
+state key ("observation.state"), and the instruction under "instruction" (or "task").
+
+Action queue: a chunk of T actions is predicted and its first `n_action_steps` (default 5) are
+executed before predicting again; executing a whole chunk open-loop is a known failure mode.
+Temporal ensembling (ACT) instead predicts every step and averages all predictions made for the
+current step, weighting the older ones by exp(-coeff * age index).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Optional
+
+import numpy as np
+import torch
+
+from vggt_vla.config import Config, config_from_dict
+from vggt_vla.data.normalize import Normalizer
+from vggt_vla.data.transforms import ImageTransform
+from vggt_vla.models.vla_model import VLAModel
+from vggt_vla.training.checkpoint import load_checkpoint, load_model_state
+
+
+def _pick_checkpoint(path) -> dict:
+    """A .pt file as is; for a run directory, best.pt when it exists, else last.pt."""
+    try:
+        return load_checkpoint(path, "best")
+    except FileNotFoundError:
+        return load_checkpoint(path, "last")
+
+
+class Policy:
+    def __init__(self, model: VLAModel, cfg: Config, normalizer: Normalizer, n_action_steps: int = 5,
+                 temporal_ensemble_coeff: Optional[float] = None, device="cpu"):
+        T = cfg.model.action_head.chunk_size
+        if not 1 <= n_action_steps <= T:
+            raise ValueError(f"n_action_steps={n_action_steps} must be in [1, chunk_size={T}]")
+        self.model = model.to(device).eval()
+        self.cfg = cfg
+        self.normalizer = normalizer
+        self.device = torch.device(device)
+        self.n_action_steps = n_action_steps
+        self.temporal_ensemble_coeff = temporal_ensemble_coeff
+        self.transform = ImageTransform(cfg.model.vision.image_size, flip=cfg.data.flip_images)
+        self.generator = torch.Generator(device=self.device).manual_seed(0)
+        self.reset()
+
+    @classmethod
+    def from_pretrained(cls, path, device: str = "auto", n_action_steps: int = 5,
+                        temporal_ensemble_coeff: Optional[float] = None) -> "Policy":
+        ckpt = _pick_checkpoint(path)
+        cfg = config_from_dict(ckpt["config"])
+        parts = ckpt.get("pretrained_parts", {})
+        if "language.model" in parts:  # the model actually used (after any fallback)
+            cfg.model.language.language_model = parts["language.model"]
+        model = VLAModel(cfg.model)
+        load_model_state(model, ckpt["model"], parts)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        policy = cls(model, cfg, Normalizer.from_dict(ckpt["normalization"]), n_action_steps,
+                     temporal_ensemble_coeff, device)
+        policy.checkpoint_path = ckpt["path"]
+        return policy
+
+    def reset(self) -> None:
+        """Forget queued actions; call at the start of every episode."""
+        self._queue: deque = deque()
+        self._ensemble: list[tuple[int, np.ndarray]] = []  # (step predicted at, chunk [T, A])
+        self._t = 0
+
+    # ------------------------------------------------------------------ observations -> batch
+    def batch_from_observations(self, observations: list[dict]) -> dict:
+        """Raw observations -> the model's batch dict (normalised state)."""
+        data = self.cfg.data
+        images, states, texts = [], [], []
+        for obs in observations:
+            missing = [k for k in data.camera_keys if k not in obs]
+            if missing:
+                raise KeyError(f"observation lacks camera(s) {missing}; it has {sorted(obs)} "
+                               f"(the policy was trained on {data.camera_keys})")
+            frames = [np.asarray(obs[k]) for k in data.camera_keys]
+            images.append(torch.cat([self.transform(f) for f in frames]))  # [V, 3, S, S]
+            text = obs.get("instruction", obs.get("task"))
+            if not isinstance(text, str):
+                raise KeyError("observation needs the instruction string under 'instruction' (or 'task')")
+            texts.append(text)
+            if self.cfg.model.state_dim > 0:
+                if data.state_key not in obs:
+                    raise KeyError(f"observation lacks the state '{data.state_key}'; it has {sorted(obs)}")
+                state = np.asarray(obs[data.state_key], dtype=np.float32).reshape(-1)
+                if state.shape[0] != self.cfg.model.state_dim:
+                    raise ValueError(f"state has {state.shape[0]} dims, the policy expects "
+                                     f"{self.cfg.model.state_dim}")
+                states.append(self.normalizer.normalize(data.state_key, state))
+        batch = {"images": torch.stack(images).to(self.device), "instructions": texts}
+        if states:
+            batch["state"] = torch.from_numpy(np.stack(states)).to(self.device)
+        return batch
+
+    # ------------------------------------------------------------------ inference
+    @torch.no_grad()
+    def predict_action_chunk(self, obs: dict) -> np.ndarray:
+        """One observation -> action chunk [T, A] in the dataset's action units."""
+        chunk = self.model.predict_action_chunk(self.batch_from_observations([obs]), self.generator)
+        chunk = chunk[0].float().cpu().numpy()  # [T, A], normalised
+        return self.normalizer.unnormalize(self.cfg.data.action_key, chunk)
+
+    def select_action(self, obs: dict) -> np.ndarray:
+        """The action to execute now, [A]."""
+        if self.temporal_ensemble_coeff is not None:
+            return self._ensembled_action(obs)
+        if not self._queue:
+            self._queue.extend(self.predict_action_chunk(obs)[: self.n_action_steps])
+        self._t += 1
+        return self._queue.popleft()
+
+    def _ensembled_action(self, obs: dict) -> np.ndarray:
+        T = self.cfg.model.action_head.chunk_size
+        self._ensemble.append((self._t, self.predict_action_chunk(obs)))
+        self._ensemble = [(s, c) for s, c in self._ensemble if self._t - s < T]  # oldest first
+        preds = np.stack([c[self._t - s] for s, c in self._ensemble])  # [K, A]
+        weights = np.array([math.exp(-self.temporal_ensemble_coeff * i) for i in range(len(preds))])
+        self._t += 1
+        return (weights[:, None] * preds).sum(0) / weights.sum()

@@ -1,0 +1,276 @@
+"""A tiny language-conditioned tabletop: the closed-loop twin of the embedded demo dataset.
+
+A top-down table holds a few colored objects (cubes and balls) at random positions and a round
+gripper that moves in the plane. The instruction names one object and what to do with it:
+
+    "move to the red cube"          touch the named object
+    "push the blue ball left"       push it >= 0.25 in that direction (left/right/forward/backward)
+
+so a policy has to read the instruction and find the object in the image. The gripper pushes any
+object it runs into; objects do not collide with each other. Pure numpy + PIL.
+
+    env = DemoEnv()
+    obs = env.reset(seed=3)      # {"observation.images.image": uint8 [128,128,3], "observation.images.wrist_image": ...,
+                                 #  "observation.state": float32 [8], "instruction": str}
+    obs, success = env.step(scripted_action(env))
+
+Cameras: `observation.images.image` sees the whole table from above (the agent view);
+`observation.images.wrist_image` is a closer top-down view centred on the gripper, so it moves
+with it. State (LIBERO-shaped, 8-D): x, y, z, 3 rotation entries, 2 gripper fingers; only x, y
+change. Action (7-D, in [-1, 1]): dx, dy (scaled by STEP per step), then dz, 3 rotation deltas and
+the gripper command, which this task ignores (the scripted expert sends 0, 0, 0, 0, -1).
+
+Score a policy: `python -m vggt_vla.sim.demo_env` prints scripted and random success rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+CAMERA_KEYS = ("observation.images.image", "observation.images.wrist_image")
+STATE_KEY = "observation.state"
+STATE_NAMES = ["x", "y", "z", "ax", "ay", "az", "gripper_l", "gripper_r"]
+ACTION_NAMES = ["dx", "dy", "dz", "dax", "day", "daz", "gripper"]
+COLORS = {"red": (215, 45, 40), "green": (40, 170, 70), "blue": (45, 85, 220), "yellow": (235, 200, 35)}
+SHAPES = ("cube", "ball")
+DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "forward": (0.0, 1.0), "backward": (0.0, -1.0)}
+TASK_TYPES = ("reach", "push")
+
+STEP = 0.045           # gripper travel per step at |action| = 1 (table spans [-1, 1])
+GRIPPER_R = 0.07
+OBJECT_R = 0.11
+BOUND = 0.95           # gripper and object centres stay inside [-BOUND, BOUND]
+PUSH_DISTANCE = 0.25   # a push succeeds once the object moved this far along the direction
+WRIST_HALF = 0.45      # the wrist camera sees [x - WRIST_HALF, x + WRIST_HALF] (and y)
+TABLE = (205, 185, 150)
+OUTSIDE = (90, 80, 70)
+GRIPPER = (60, 60, 65)
+
+
+@dataclass
+class SceneObject:
+    color: str
+    shape: str
+    pos: np.ndarray  # [2]
+
+    @property
+    def name(self) -> str:
+        return f"{self.color} {self.shape}"
+
+
+class DemoEnv:
+    """reset(seed) -> obs; step(action) -> (obs, success). An episode is over (`done`) on success
+    or after `max_steps` steps."""
+
+    camera_keys = CAMERA_KEYS
+
+    def __init__(self, image_size: int = 128, num_objects: int = 3, max_steps: int = 80,
+                 task_types: Sequence[str] = TASK_TYPES):
+        if not 1 <= num_objects <= 5:
+            raise ValueError(f"num_objects={num_objects} must be in 1..5 (the table fits no more)")
+        bad = [t for t in task_types if t not in TASK_TYPES]
+        if bad or not task_types:
+            raise ValueError(f"task_types {list(task_types)}: choose from {list(TASK_TYPES)}")
+        self.image_size = image_size
+        self.num_objects = num_objects
+        self.max_steps = max_steps
+        self.task_types = tuple(task_types)
+        self.objects: list[SceneObject] = []
+        self.gripper = np.zeros(2)
+        self.steps = 0
+        self.success = False
+
+    # ----------------------------------------------------------------------------------------
+    def reset(self, seed: Optional[int] = None) -> dict:
+        rng = np.random.default_rng(seed)
+        self.task = self.task_types[rng.integers(len(self.task_types))]
+        combos = [(c, s) for c in COLORS for s in SHAPES]
+        picks = rng.choice(len(combos), size=self.num_objects, replace=False)
+        self.gripper = np.array([rng.uniform(-0.6, 0.6), rng.uniform(-0.9, -0.75)])
+        positions: list[np.ndarray] = []
+        tries = 0
+        while len(positions) < self.num_objects:  # rejection sampling keeps objects apart
+            tries += 1
+            if tries > 100_000:
+                raise RuntimeError(f"cannot place {self.num_objects} objects apart; use fewer")
+            p = rng.uniform(-0.55, 0.55, size=2)
+            if all(np.linalg.norm(p - q) > 3 * OBJECT_R for q in positions) and \
+                    np.linalg.norm(p - self.gripper) > OBJECT_R + GRIPPER_R + 0.3:
+                positions.append(p)
+        self.objects = [SceneObject(*combos[i], pos=p) for i, p in zip(picks, positions)]
+        self.target = int(rng.integers(self.num_objects))
+        self.start = self.objects[self.target].pos.copy()
+        if self.task == "push":
+            self.direction_name = list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
+            self.direction = np.array(DIRECTIONS[self.direction_name])
+            self.instruction = f"push the {self.objects[self.target].name} {self.direction_name}"
+        else:
+            self.direction_name, self.direction = None, None
+            self.instruction = f"move to the {self.objects[self.target].name}"
+        self.steps = 0
+        self.success = False
+        return self.observation()
+
+    def step(self, action) -> tuple[dict, bool]:
+        a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[:2], -1.0, 1.0)
+        self.gripper = np.clip(self.gripper + a * STEP, -BOUND, BOUND)
+        for obj in self.objects:  # the gripper shoves whatever it overlaps out of its way
+            delta = obj.pos - self.gripper
+            dist = float(np.linalg.norm(delta))
+            reach = OBJECT_R + GRIPPER_R
+            if dist < reach:
+                normal = delta / dist if dist > 1e-9 else np.array([0.0, 1.0])
+                obj.pos = np.clip(self.gripper + normal * reach, -BOUND + OBJECT_R, BOUND - OBJECT_R)
+                # An object stuck at the table edge stops the gripper instead.
+                delta = self.gripper - obj.pos
+                d = float(np.linalg.norm(delta))
+                if d < reach - 1e-9:
+                    self.gripper = obj.pos + (delta / d if d > 1e-9 else -normal) * reach
+        self.steps += 1
+        self.success = self.success or self._solved()
+        return self.observation(), self.success
+
+    @property
+    def done(self) -> bool:
+        return self.success or self.steps >= self.max_steps
+
+    def _solved(self) -> bool:
+        obj = self.objects[self.target]
+        if self.task == "reach":
+            return float(np.linalg.norm(obj.pos - self.gripper)) <= OBJECT_R + GRIPPER_R + 0.02
+        return float(np.dot(obj.pos - self.start, self.direction)) >= PUSH_DISTANCE
+
+    # ----------------------------------------------------------------------------------------
+    def state(self) -> np.ndarray:
+        """[8] float32: x, y, z, rotation (3), finger positions (open)."""
+        return np.array([self.gripper[0], self.gripper[1], 0.1, 0.0, 0.0, 0.0, 0.04, -0.04], dtype=np.float32)
+
+    def observation(self) -> dict:
+        return {
+            CAMERA_KEYS[0]: self.render(np.zeros(2), 1.0, gripper_marker=True),
+            CAMERA_KEYS[1]: self.render(self.gripper, WRIST_HALF, gripper_marker=False),
+            STATE_KEY: self.state(),
+            "instruction": self.instruction,
+        }
+
+    def render(self, center: np.ndarray, half: float, gripper_marker: bool) -> np.ndarray:
+        """Top-down view of the square [center - half, center + half]: [S, S, 3] uint8."""
+        from PIL import Image, ImageDraw
+
+        s = self.image_size
+        px = s / (2 * half)  # pixels per table unit
+
+        def to_px(p):  # world (x right, y forward) -> image (column, row)
+            return ((p[0] - center[0] + half) * px, (center[1] + half - p[1]) * px)
+
+        img = Image.new("RGB", (s, s), OUTSIDE)
+        draw = ImageDraw.Draw(img)
+        (x0, y0), (x1, y1) = to_px((-1.0, 1.0)), to_px((1.0, -1.0))
+        draw.rectangle([x0, y0, x1, y1], fill=TABLE)
+        r = OBJECT_R * px
+        for obj in self.objects:
+            cx, cy = to_px(obj.pos)
+            box = [cx - r, cy - r, cx + r, cy + r]
+            if obj.shape == "ball":
+                draw.ellipse(box, fill=COLORS[obj.color])
+            else:
+                k = 0.88  # a cube's footprint looks about as large as a ball's
+                draw.rectangle([cx - k * r, cy - k * r, cx + k * r, cy + k * r], fill=COLORS[obj.color])
+        gx, gy = to_px(self.gripper)
+        g = GRIPPER_R * px
+        if gripper_marker:
+            draw.ellipse([gx - g, gy - g, gx + g, gy + g], fill=GRIPPER, outline=(240, 240, 240))
+        else:  # the wrist camera sees its two fingers either side of the image centre
+            w = max(1.0, 0.25 * g)
+            for side in (-1, 1):
+                fx = gx + side * g
+                draw.rectangle([fx - w, gy - g, fx + w, gy + g], fill=GRIPPER)
+        return np.asarray(img)
+
+
+# --------------------------------------------------------------------------------------------
+# Scripted expert and baselines
+# --------------------------------------------------------------------------------------------
+
+
+def _toward(env: DemoEnv, goal: np.ndarray, slow_within: float = STEP) -> np.ndarray:
+    delta = goal - env.gripper
+    dist = float(np.linalg.norm(delta))
+    speed = min(1.0, dist / slow_within)
+    return delta / dist * speed if dist > 1e-9 else np.zeros(2)
+
+
+def scripted_action(env: DemoEnv) -> np.ndarray:
+    """The expert: a function of the current scene only (robust to perturbed states)."""
+    obj = env.objects[env.target].pos
+    contact = OBJECT_R + GRIPPER_R
+    if env.task == "reach":
+        xy = _toward(env, obj)
+    else:
+        d = env.direction
+        p = np.array([-d[1], d[0]])  # perpendicular to the push direction
+        rel = env.gripper - obj
+        u, v = float(rel @ d), float(rel @ p)  # along / across the push direction
+        behind = obj - d * (contact + 0.03)
+        if -contact - 0.09 < u < -contact + 0.02 and abs(v) < 0.05:
+            xy = d + p * np.clip(-v / STEP, -1.0, 1.0)  # in line behind it: push, re-centring
+            xy = xy / max(1.0, float(np.abs(xy).max()))
+        elif _segment_distance(obj, env.gripper, behind) >= contact + 0.01:
+            xy = _toward(env, behind)
+        else:  # the way to the behind point crosses the object: circle around it
+            angle = np.arctan2(rel[1], rel[0])
+            diff = (np.arctan2(-d[1], -d[0]) - angle + np.pi) % (2 * np.pi) - np.pi
+            nxt = angle + np.sign(diff) * min(abs(diff), 0.7)
+            xy = _toward(env, obj + (contact + 0.1) * np.array([np.cos(nxt), np.sin(nxt)]))
+    return np.array([xy[0], xy[1], 0.0, 0.0, 0.0, 0.0, -1.0], dtype=np.float32)
+
+
+def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    ab = b - a
+    t = np.clip(float((point - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
+    return float(np.linalg.norm(a + t * ab - point))
+
+
+def random_action(rng: np.random.Generator) -> np.ndarray:
+    a = rng.uniform(-1.0, 1.0, size=7).astype(np.float32)
+    a[2:6] = 0.0
+    return a
+
+
+def rollout(env: DemoEnv, policy: Callable[[dict], np.ndarray], seed: int) -> bool:
+    """Run one episode; `policy(obs) -> action [7]`. True if the instruction was carried out."""
+    obs = env.reset(seed=seed)
+    while not env.done:
+        obs, _ = env.step(policy(obs))
+    return env.success
+
+
+def success_rate(make_policy: Callable[[DemoEnv], Callable[[dict], np.ndarray]],
+                 seeds: Sequence[int], **env_kwargs) -> float:
+    """Fraction of `seeds` solved; `make_policy(env)` returns the policy used for those episodes."""
+    env = DemoEnv(**env_kwargs)
+    policy = make_policy(env)
+    return float(np.mean([rollout(env, policy, int(s)) for s in seeds]))
+
+
+EVAL_SEEDS = range(100_000, 100_100)  # disjoint from the dataset's seeds (0..num_episodes-1)
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Scripted and random success rates on the demo env.")
+    parser.add_argument("--episodes", type=int, default=100)
+    args = parser.parse_args()
+    seeds = range(EVAL_SEEDS.start, EVAL_SEEDS.start + args.episodes)
+    scripted = success_rate(lambda env: (lambda obs: scripted_action(env)), seeds)
+    rng = np.random.default_rng(0)
+    rand = success_rate(lambda env: (lambda obs: random_action(rng)), seeds)
+    print(f"scripted success: {scripted:.2%}   random success: {rand:.2%}   ({args.episodes} seeds)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""The training loop: data -> VLAModel -> AdamW, with validation, logging and exact resume.
+
+    from vggt_vla.config import load_config
+    from vggt_vla.training.trainer import Trainer
+    Trainer(load_config("simple")).fit()
+
+Multi-GPU / multi-node: `accelerate launch scripts/train_vla.py ...`. Each process reads its own
+shard of every epoch's permutation (EpochSampler), Accelerate wraps the model in DDP.
+
+Exact resume: a checkpoint stores the optimizer step, the epoch and how many batches of it were
+consumed, and the RNG states. The data order depends only on (seed, epoch), drawn from a private
+generator, so the global RNG stream (dropout, flow-matching noise) is the same whether a run was
+interrupted or not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import yaml
+from torch.utils.data import DataLoader, Sampler
+
+from vggt_vla.config import Config, config_from_dict
+from vggt_vla.models.vla_model import VLAModel
+from vggt_vla.training.checkpoint import (atomic_torch_save, load_checkpoint, load_model_state, model_state,
+                                          rng_state, set_rng_state)
+from vggt_vla.training.logging import RunLogger, action_panel
+from vggt_vla.training.metrics import ChunkErrors
+from vggt_vla.training.optim import build_optimizer, warmup_cosine
+
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf."""
+
+
+class EpochSampler(Sampler):
+    """A permutation per (seed, epoch), sharded over processes, optionally skipping the first
+    `skip` indices (to resume mid-epoch). Uses its own generator: the global RNG is untouched."""
+
+    def __init__(self, size: int, seed: int, epoch: int, rank: int = 0, world: int = 1,
+                 skip: int = 0, shuffle: bool = True):
+        g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+        order = torch.randperm(size, generator=g) if shuffle else torch.arange(size)
+        per_rank = math.ceil(size / world)
+        padded = torch.cat([order, order[: per_rank * world - size]])  # equal shards (DDP needs it)
+        self.indices = padded[rank::world][skip:].tolist()
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self):
+        return len(self.indices)
+
+
+def to_device(batch: dict, device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"train.device={name!r} but CUDA is not available; use --device cpu or auto")
+    return device
+
+
+class Trainer:
+    def __init__(self, cfg: Config, resume: Optional[str] = None, progress: bool = True):
+        from accelerate import Accelerator
+
+        self.resume_ckpt = load_checkpoint(resume) if resume else None
+        if self.resume_ckpt is not None:
+            saved = config_from_dict(self.resume_ckpt["config"])
+            if dataclasses.asdict(saved.model) != dataclasses.asdict(cfg.model):
+                raise ValueError(f"--resume {resume}: the model config differs from the checkpoint's; resume "
+                                 f"with the run's own config ({Path(resume) / 'config.yaml'})")
+        self.cfg = cfg
+        t = cfg.train
+        device = resolve_device(t.device)
+        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=t.mixed_precision)
+        self.device = self.accelerator.device
+        self.is_main = self.accelerator.is_main_process
+        self.progress = progress and self.is_main
+        self.run_dir = Path(t.log_dir) / t.exp_name
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        if self.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+
+        torch.manual_seed(t.seed)
+        np.random.seed(t.seed)
+        from vggt_vla.data.loader import build_datasets
+        from vggt_vla.data.normalize import Normalizer
+
+        normalizer = Normalizer.from_dict(self.resume_ckpt["normalization"]) if self.resume_ckpt else None
+        datasets = build_datasets(cfg, normalizer, progress=self.progress)
+        self.train_set, self.val_set, self.normalizer = datasets
+
+        model = VLAModel(cfg.model)
+        if t.gradient_checkpointing:
+            model.backbone.gradient_checkpointing = True
+        self.pretrained_parts = model.pretrained_parts()
+        optimizer = build_optimizer(model, t.lr, t.weight_decay)
+        self.steps_per_epoch = math.ceil(len(self.train_set) / self.accelerator.num_processes
+                                         / t.batch_size / t.accumulation_steps)
+        self.total_steps = t.max_steps or self.steps_per_epoch * t.num_epochs
+        scheduler = warmup_cosine(optimizer, min(t.warmup_steps, self.total_steps // 2), self.total_steps,
+                                  t.min_lr_ratio)
+        self.step, self.epoch, self.batch_in_epoch, self.best_l1 = 0, 0, 0, math.inf
+        if self.resume_ckpt is not None:
+            ck = self.resume_ckpt
+            load_model_state(model, ck["model"], ck["pretrained_parts"])
+            optimizer.load_state_dict(ck["optimizer"])
+            scheduler.load_state_dict(ck["scheduler"])
+            self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck["batch_in_epoch"]
+            self.best_l1 = ck.get("best_l1", math.inf)
+        if t.compile:
+            model.compile()
+        self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
+        if self.resume_ckpt is not None:
+            if self.resume_ckpt.get("scaler") and self.accelerator.scaler is not None:
+                self.accelerator.scaler.load_state_dict(self.resume_ckpt["scaler"])
+            # Last: building the model consumed random numbers the interrupted run did not.
+            set_rng_state(self.resume_ckpt["rng"])
+            if self.is_main:
+                log.info("resumed from %s at step %d", self.resume_ckpt["path"], self.step)
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main)
+
+    # ------------------------------------------------------------------ data
+    def _loader(self, dataset, epoch: int, skip_batches: int = 0, shuffle: bool = True) -> DataLoader:
+        from vggt_vla.data.lerobot import collate
+
+        t, d = self.cfg.train, self.cfg.data
+        sampler = EpochSampler(len(dataset), t.seed, epoch, self.accelerator.process_index,
+                               self.accelerator.num_processes, skip_batches * t.batch_size, shuffle)
+        workers = d.num_workers
+        extra = {"prefetch_factor": d.prefetch_factor} if workers > 0 else {}
+        # A private generator seeds the workers, so creating a loader never draws from the
+        # global RNG (exact resume).
+        generator = torch.Generator().manual_seed(t.seed * 7919 + epoch)
+        return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
+                          pin_memory=d.pin_memory and self.device.type == "cuda", collate_fn=collate,
+                          generator=generator, **extra)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, name: str, metrics: Optional[dict] = None) -> Optional[Path]:
+        self.accelerator.wait_for_everyone()
+        if not self.is_main:
+            return None
+        scaler = self.accelerator.scaler
+        ckpt = {
+            "model": model_state(self.accelerator.unwrap_model(self.model), self.pretrained_parts),
+            "pretrained_parts": self.pretrained_parts,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_l1": self.best_l1,
+            "rng": rng_state(),
+            "config": self.cfg.to_dict(),
+            "normalization": self.normalizer.to_dict(),
+            "metrics": metrics or {},
+        }
+        path = self.ckpt_dir / f"{name}.pt"
+        atomic_torch_save(ckpt, path)
+        return path
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> Optional[dict]:
+        if self.val_set is None:
+            return None
+        model = self.accelerator.unwrap_model(self.model)
+        was_training = model.training
+        model.eval()
+        errors, losses = ChunkErrors(), []
+        loader = self._loader(self.val_set, epoch=0, shuffle=False)
+        generator = torch.Generator(device=self.device).manual_seed(0)  # flow-matching noise
+        rng = rng_state()  # validation must not shift the training RNG streams
+        for i, batch in enumerate(loader):
+            if self.cfg.train.val_batches is not None and i >= self.cfg.train.val_batches:
+                break
+            batch = to_device(batch, self.device)
+            with self.accelerator.autocast():
+                loss, _ = model(batch)
+                pred = model.predict_action_chunk(batch, generator=generator)
+            losses.append(loss.float())
+            errors.update(pred.float(), batch["actions"], batch["action_pad_mask"].bool())
+        set_rng_state(rng)
+        model.train(was_training)
+        summary = errors.summary()
+        summary["loss"] = torch.stack(losses).mean().item()
+        return summary
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, stop_after: Optional[int] = None) -> dict:
+        """Train to max_steps / num_epochs. stop_after: leave (saving `last`) after this many
+        optimizer steps in this call, as an interruption would."""
+        self.model.train()
+        stop_at = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
+        self._bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True)
+        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+        self._window = _Window()
+        last_val = None
+        try:
+            while self.step < stop_at:
+                last_val = self._run_epoch(stop_at) or last_val
+                if self.step < stop_at:  # the epoch ran out of data
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+            self._check_finite()
+            if self.step >= self.total_steps:
+                last_val = self._validate_and_keep_best()
+            self.save("last", last_val)
+        except KeyboardInterrupt:
+            self._check_finite()
+            path = self.save("last")
+            if self.is_main:
+                print(f"\ninterrupted: saved {path} at step {self.step}; resume with --resume {self.run_dir}")
+            raise
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            self.logger.close()
+        return {"step": self.step, "val": last_val, "best_l1": self.best_l1, "run_dir": str(self.run_dir)}
+
+    def _run_epoch(self, stop_at: int) -> Optional[dict]:
+        """Optimizer steps over the rest of the current epoch, until stop_at. -> last validation."""
+        t, accel, model = self.cfg.train, self.accelerator, self.model
+        last_val = None
+        micro = 0
+        tick = time.perf_counter()
+        for batch in self._loader(self.train_set, self.epoch, skip_batches=self.batch_in_epoch):
+            data_time = time.perf_counter() - tick
+            batch = to_device(batch, self.device)
+            micro += 1
+            self.batch_in_epoch += 1
+            boundary = micro % t.accumulation_steps == 0
+            # Between optimizer steps DDP need not all-reduce the gradients.
+            sync = contextlib.nullcontext() if boundary or accel.num_processes == 1 else accel.no_sync(model)
+            with sync, accel.autocast():
+                loss, metrics = model(batch)
+                accel.backward(loss / t.accumulation_steps)
+            self._nonfinite |= ~torch.isfinite(loss.detach())  # checked when logging: no sync here
+            self._window.add(metrics, batch["images"].shape[0] * accel.num_processes)
+            if boundary:
+                grad_norm = accel.clip_grad_norm_(model.parameters(), t.grad_clip) if t.grad_clip else None
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+            self._window.time(data_time, time.perf_counter() - tick - data_time)
+            if boundary:
+                last_val = self._after_step(batch, grad_norm) or last_val
+                if self.step >= stop_at:
+                    break
+            tick = time.perf_counter()
+        return last_val
+
+    def _after_step(self, batch: dict, grad_norm) -> Optional[dict]:
+        t = self.cfg.train
+        val = None
+        if self.step % t.log_every == 0 or self.step == self.total_steps:
+            self._check_finite()
+            self._log_train(grad_norm)
+        if t.image_every and self.step % t.image_every == 0:
+            self._log_panel(batch)
+        if t.eval_every and self.step % t.eval_every == 0:
+            self._check_finite()
+            val = self._validate_and_keep_best()
+        if self.step % t.save_every == 0:
+            self._check_finite()
+            self.save("last")
+        if self._bar is not None:
+            self._bar.update(1)
+        return val
+
+    def _check_finite(self) -> None:
+        if bool(self._nonfinite):  # one host sync, at log/save time only
+            raise TrainingDiverged(
+                f"the training loss became NaN/inf before optimizer step {self.step}; stopping without "
+                f"saving. The last good checkpoint is {self.ckpt_dir / 'last.pt'} (if one was written). "
+                f"Check the data for NaN/inf (scripts/dataset_stats.py), lower train.lr, or use "
+                f"train.grad_clip / mixed_precision: no.")
+
+    def _log_train(self, grad_norm) -> None:
+        w = self._window
+        loss = torch.stack([m["loss"] for m in w.metrics]).float().mean().item()
+        values = {"train/loss": loss, "train/lr": self.scheduler.get_last_lr()[0],
+                  "train/samples_per_s": w.samples / max(w.step_time + w.data_time, 1e-9),
+                  "time/data_s": w.data_time, "time/step_s": w.step_time, "train/epoch": self.epoch}
+        if grad_norm is not None:
+            values["train/grad_norm"] = float(grad_norm)
+        if "l1_per_dim" in w.metrics[0]:
+            per_dim = torch.stack([m["l1_per_dim"] for m in w.metrics]).float().mean(0)
+            values.update({f"train/l1_dim{i}": v for i, v in enumerate(per_dim.tolist())})
+        self.logger.scalars(self.step, values)
+        if self._bar is not None:
+            self._bar.set_postfix(loss=f"{loss:.4f}", lr=f"{values['train/lr']:.2e}")
+        self._window = _Window()
+
+    def _validate_and_keep_best(self) -> Optional[dict]:
+        val = self.validate()
+        if val is None:
+            return None
+        values = {"val/loss": val["loss"], "val/l1": val["l1"], "val/mse": val["mse"]}
+        values.update({f"val/l1_step{i}": v for i, v in enumerate(val["l1_per_step"])})
+        values.update({f"val/l1_dim{i}": v for i, v in enumerate(val["l1_per_dim"])})
+        self.logger.scalars(self.step, values)
+        if val["l1"] < self.best_l1:
+            self.best_l1 = val["l1"]
+            self.save("best", val)
+        return val
+
+    @torch.no_grad()
+    def _log_panel(self, batch: dict) -> None:
+        if not self.is_main:
+            return
+        model = self.accelerator.unwrap_model(self.model)
+        model.eval()
+        rng = rng_state()
+        one = {k: v[:1] if torch.is_tensor(v) else v[:1] for k, v in batch.items()}
+        pred = model.predict_action_chunk(one, generator=torch.Generator(device=self.device).manual_seed(0))
+        set_rng_state(rng)
+        model.train()
+        panel = action_panel(one["images"][0].float().cpu().numpy(), pred[0].float().cpu().numpy(),
+                             one["actions"][0].float().cpu().numpy())
+        self.logger.image(self.step, "train/cameras_and_actions", panel)
+
+
+class _Window:
+    """What happened since the last log line."""
+
+    def __init__(self):
+        self.metrics, self.samples, self.data_time, self.step_time = [], 0, 0.0, 0.0
+
+    def add(self, metrics: dict, samples: int) -> None:
+        self.metrics.append(metrics)
+        self.samples += samples
+
+    def time(self, data_time: float, step_time: float) -> None:
+        self.data_time += data_time
+        self.step_time += step_time
