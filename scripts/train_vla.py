@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(f"--{flag}", type=kind, help=f"sets {field}")
     parser.add_argument("--compile", action="store_true", help="sets train.compile (torch.compile)")
     parser.add_argument("--gradient_checkpointing", action="store_true", help="sets train.gradient_checkpointing")
+    parser.add_argument("--cache_features", action="store_true",
+                        help="sets train.cache_features (disk cache of frozen vision-tower features)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config field, e.g. --set model.simple_backbone.depth=4")
     parser.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT",
@@ -90,6 +92,8 @@ def overrides_from_args(args) -> list[str]:
         out.append("train.compile=true")
     if args.gradient_checkpointing:
         out.append("train.gradient_checkpointing=true")
+    if args.cache_features:
+        out.append("train.cache_features=true")
     return out + args.overrides
 
 

@@ -123,3 +123,12 @@ def make_batch(cfg: Config, batch_size: int = 2, num_cameras: int = 2, seed: int
     batch = dummy_batch(cfg, batch_size, seed=seed, num_cameras=num_cameras)
     batch["action_pad_mask"][0, -2:] = True
     return batch
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory) -> str:
+    """A tiny embedded-demo dataset (LeRobot v3.0, 8 episodes, 32 px cameras)."""
+    from vggt_vla.data.demo import make_demo_dataset
+
+    return str(make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", num_episodes=8, image_size=32,
+                                 progress=False))

@@ -17,18 +17,10 @@ from vggt_vla.training.trainer import Trainer, TrainingDiverged
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def demo_dataset(tmp_path_factory):
-    from vggt_vla.data.demo import make_demo_dataset
-
-    return str(make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", num_episodes=8, image_size=32,
-                                 progress=False))
-
-
-def train_config(language_model, dataset, run_dir, head="flow_matching", **train):
+def train_config(language_model, dataset, run_dir, head="flow_matching", vision=None, **train):
     """Tiny model (dropout on, flow-matching noise: both draw from the RNG) on the tiny demo set."""
     model = tiny_config(language_model, action_head={"type": head, "chunk_size": 10},
-                        simple_backbone={"dropout": 0.1}).model
+                        simple_backbone={"dropout": 0.1}, vision=vision or {}).model
     tree = {
         "model": {**_asdict(model)},
         "data": {"dataset_repo": "", "dataset_root": dataset, "num_workers": 0, "val_fraction": 0.25},

@@ -350,6 +350,11 @@ class TrainConfig:
     compile: bool = False
     # Recompute backbone activations in the backward pass to save memory.
     gradient_checkpointing: bool = False
+    # Store the frozen vision tower's features per dataset frame on disk and reuse them from the
+    # second epoch on (needs a frozen tower and data.augment: false; one process).
+    cache_features: bool = False
+    # Where the feature cache lives (null: <log_dir>/feature_cache, shared by runs of a log_dir).
+    feature_cache_dir: Optional[str] = None
     seed: int = 42
     # "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
     device: str = "auto"
@@ -400,6 +405,14 @@ class Config:
         _check(cams <= self.model.vision.num_cameras,
                f"data.camera_keys lists {cams} cameras but model.vision.num_cameras="
                f"{self.model.vision.num_cameras}; raise num_cameras or drop a camera")
+
+        if self.train.cache_features:
+            v = self.model.vision
+            _check(v.use_vision_tower and v.freeze_vision_tower,
+                   "train.cache_features needs a frozen vision tower (model.vision.use_vision_tower and "
+                   "freeze_vision_tower true); a trainable encoder's features change every step")
+            _check(not self.data.augment, "train.cache_features needs data.augment: false (augmented "
+                   "frames differ every epoch, so their features cannot be reused)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -266,19 +266,23 @@ class LeRobotDataset(Dataset):
             "state": torch.from_numpy(self._state[row].copy()),  # [S]
             "actions": torch.from_numpy(self._action[chunk]),  # [T, A] (fancy index copies)
             "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
+            "index": row,  # dataset row: the key of the frozen-feature cache
         }
 
 
 def collate(items: list[dict]) -> dict:
     """Items -> the batch dict (images [B,V,3,H,W], instructions list[str], state [B,S],
-    actions [B,T,A], action_pad_mask [B,T])."""
-    return {
+    actions [B,T,A], action_pad_mask [B,T], and frame_index [B] when items carry their row)."""
+    batch = {
         "images": _stack([it["images"] for it in items]),
         "instructions": [it["instruction"] for it in items],
         "state": _stack([it["state"] for it in items]),
         "actions": _stack([it["actions"] for it in items]),
         "action_pad_mask": _stack([it["action_pad_mask"] for it in items]),
     }
+    if all("index" in it for it in items):
+        batch["frame_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
+    return batch
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:

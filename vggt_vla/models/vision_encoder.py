@@ -178,6 +178,9 @@ class VisionEncoder(nn.Module):
         out_dim = self.backbone.out_dim
         self.proj = nn.Identity() if not cfg.use_vision_tower and out_dim == dim else nn.Linear(out_dim, dim)
         self.camera_embed = nn.Parameter(torch.randn(cfg.num_cameras, dim) * 0.02)  # [V_max, D]
+        # Optional store of frozen tower features by dataset frame (see training/feature_cache.py):
+        # anything with hits(ids) -> bool array, load(ids) -> tensor, store(ids, feats).
+        self.feature_cache = None
 
     @property
     def patch_size(self) -> int:
@@ -189,7 +192,32 @@ class VisionEncoder(nn.Module):
             self.backbone.eval()  # a frozen tower keeps dropout / stochastic depth off
         return self
 
-    def forward(self, images: torch.Tensor) -> VisionOutput:
+    def _tower(self, flat: torch.Tensor, frame_ids, B: int, V: int):
+        """Frozen tower features [B*V, h*w, C_t], from the feature cache where it has them."""
+        p = self.patch_size
+        grid = (flat.shape[-2] // p, flat.shape[-1] // p)
+        with torch.no_grad():
+            if self.feature_cache is None or frame_ids is None:
+                return self.backbone(flat)
+            ids = frame_ids.cpu().numpy()  # a host sync, on the cache path only
+            hit = self.feature_cache.hits(ids)  # [B]
+            per_sample = flat.view(B, V, *flat.shape[1:])
+            feats = None
+            if (~hit).any():
+                new, grid = self.backbone(per_sample[~torch.from_numpy(hit)].flatten(0, 1))  # [m*V, h*w, C]
+                new = new.view(-1, V, *new.shape[1:])  # [m, V, h*w, C]
+                self.feature_cache.store(ids[~hit], new)
+                feats = new.new_empty(B, *new.shape[1:])
+                feats[torch.from_numpy(~hit).to(new.device)] = new
+            if hit.any():
+                old = self.feature_cache.load(ids[hit]).to(flat.device)  # [k, V, h*w, C]
+                if feats is None:
+                    feats = old.new_empty(B, *old.shape[1:])
+                feats[torch.from_numpy(hit).to(old.device)] = old.to(feats.dtype)
+            return feats.flatten(0, 1), grid  # [B*V, h*w, C]
+
+    def forward(self, images: torch.Tensor, frame_ids=None) -> VisionOutput:
+        """frame_ids [B] (dataset rows), optional: lets a frozen tower use the feature cache."""
         B, V, C, H, W = images.shape
         if V > self.cfg.num_cameras:
             raise ValueError(f"batch has {V} cameras but model.vision.num_cameras={self.cfg.num_cameras}")
@@ -199,8 +227,7 @@ class VisionEncoder(nn.Module):
                              f"the images (model.vision.image_size) to a multiple of {p}")
         flat = images.reshape(B * V, C, H, W)  # [B*V, 3, H, W]
         if self.frozen:
-            with torch.no_grad():
-                feats, (h, w) = self.backbone(flat)  # [B*V, h*w, C_t]
+            feats, (h, w) = self._tower(flat, frame_ids, B, V)  # [B*V, h*w, C_t], no autograd graph
         else:
             feats, (h, w) = self.backbone(flat)  # [B*V, h*w, C_t]
         tokens = self.proj(feats.float()).view(B, V, h * w, -1)  # [B, V, h*w, D]

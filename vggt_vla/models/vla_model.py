@@ -9,6 +9,7 @@
 A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instructions`` list[str], optional
 ``state`` [B,S]; for training ``actions`` [B,T,A] and ``action_pad_mask`` [B,T] (True = padded
 step, excluded from the loss). State and actions are expected normalised (the data layer does it).
+Datasets also add ``frame_index`` [B] (dataset rows), used only by the frozen-feature cache.
 
     python scripts/test_model.py --config simple     # build, run, print shapes and counts
 """
@@ -82,7 +83,7 @@ class VLAModel(nn.Module):
         images = batch["images"]  # [B, V, 3, H, W]
         B = images.shape[0]
         types = self.token_type.weight  # [4, D]
-        vision = self.vision(images)
+        vision = self.vision(images, batch.get("frame_index"))
         language, language_mask = self.language(batch["instructions"])  # [B, L, D], [B, L]
         state = None
         if self.state_proj is not None:

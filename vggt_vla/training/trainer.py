@@ -125,6 +125,8 @@ class Trainer:
             scheduler.load_state_dict(ck["scheduler"])
             self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck["batch_in_epoch"]
             self.best_l1 = ck.get("best_l1", math.inf)
+        if t.cache_features:
+            self._attach_feature_cache(model)
         if t.compile:
             model.compile()
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
@@ -136,6 +138,23 @@ class Trainer:
             if self.is_main:
                 log.info("resumed from %s at step %d", self.resume_ckpt["path"], self.step)
         self.logger = RunLogger(self.run_dir, enabled=self.is_main)
+
+    def _attach_feature_cache(self, model: VLAModel) -> None:
+        from vggt_vla.training.feature_cache import FeatureCache, tower_fingerprint
+
+        if self.accelerator.num_processes > 1:
+            raise ValueError("train.cache_features supports one process only; run without it under "
+                             "accelerate launch")
+        cfg, source = self.cfg, self.train_set.source
+        key = {"dataset": str(Path(source.meta.root).resolve()), "total_frames": int(source.meta.total_frames),
+               "codebase_version": source.meta.version, "cameras": list(cfg.data.camera_keys),
+               "rename_map": cfg.data.rename_map, "tower": cfg.model.vision.vision_tower_name,
+               "tower_weights": tower_fingerprint(model.vision.backbone),
+               "image_size": cfg.model.vision.image_size, "flip": cfg.data.flip_images, "format": 1}
+        root = cfg.train.feature_cache_dir or str(Path(cfg.train.log_dir) / "feature_cache")
+        model.vision.feature_cache = FeatureCache(root, key, int(source.meta.total_frames))
+        if self.is_main:
+            log.info("frozen vision features cached in %s", model.vision.feature_cache.dir)
 
     # ------------------------------------------------------------------ data
     def _loader(self, dataset, epoch: int, skip_batches: int = 0, shuffle: bool = True) -> DataLoader:

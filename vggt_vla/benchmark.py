@@ -1,0 +1,257 @@
+"""Measure a configuration: training throughput and its time split, inference latency, FLOPs, MFU.
+
+    python scripts/benchmark.py --config simple --batch_size 8 --synthetic --json simple.json
+
+Training step = data + forward + backward + optimizer, timed separately (CUDA synchronised at
+each boundary, only here, for the measurement). FLOPs are counted with FlopCounterMode over one
+training step (forward + backward) with a warm language cache, i.e. what a step really runs;
+MFU = counted FLOPs per second / the machine's matmul peak, measured in the same run by timing a
+large matmul in the training dtype.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from typing import Optional
+
+import numpy as np
+import torch
+
+from vggt_vla.config import Config
+from vggt_vla.models.summary import build_for_inspection, dummy_batch, peak_memory_mb
+from vggt_vla.training.optim import build_optimizer
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_flops(device: torch.device, dtype=torch.float32, n: int = 4096, repeats: int = 10) -> float:
+    """Best-of-`repeats` FLOP/s of an n x n x n matmul (2 n^3 FLOPs)."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best
+
+
+def machine_info(device: torch.device) -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "device": str(device)}
+    try:
+        with open("/proc/cpuinfo") as f:
+            info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    except OSError:
+        pass
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    import transformers
+
+    info["transformers"] = transformers.__version__
+    return info
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+class StepTimer:
+    """Accumulates per-phase wall times of training steps."""
+
+    def __init__(self, device):
+        self.device = device
+        self.phases: dict[str, list[float]] = {"data": [], "forward": [], "backward": [], "optimizer": []}
+        self._t = None
+
+    def start(self):
+        _sync(self.device)
+        self._t = time.perf_counter()
+
+    def lap(self, phase: str):
+        _sync(self.device)
+        now = time.perf_counter()
+        self.phases[phase].append(now - self._t)
+        self._t = now
+
+    def median_ms(self) -> dict[str, float]:
+        return {k: statistics.median(v) * 1e3 for k, v in self.phases.items() if v}
+
+
+def _batches(cfg: Config, batch_size: int, synthetic: bool, dataset: Optional[str], device, num_workers: int):
+    """An endless iterator of batches on `device`: one in-memory batch, or a real DataLoader."""
+    if synthetic or dataset is None:
+        batch = dummy_batch(cfg, batch_size, device)
+        batch["instructions"] = [f"instruction {i % 10}" for i in range(batch_size)]  # LIBERO: 10 per suite
+        while True:
+            yield batch
+    from vggt_vla.data.lerobot import collate
+    from vggt_vla.data.loader import build_datasets
+
+    cfg.data.dataset_root = dataset
+    train, _, _ = build_datasets(cfg, progress=False)
+    loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                                         collate_fn=collate, drop_last=True,
+                                         persistent_workers=num_workers > 0)
+    while True:
+        for batch in loader:
+            yield {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def count_train_flops(model, batch: dict) -> float:
+    """FLOPs of one training step (forward + backward) for this batch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        loss, _ = model(batch)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int = 3, device: str = "cpu",
+              synthetic: bool = True, dataset: Optional[str] = None, num_workers: int = 0,
+              random_weights: bool = False, compile: bool = False, mixed_precision: str = "no",
+              ablate_language: bool = False, inference_repeats: int = 20) -> dict:
+    device = torch.device(device)
+    torch.manual_seed(0)
+    model, used_random = build_for_inspection(cfg, random_weights)
+    model.to(device)
+    if ablate_language:
+        _replace_language_with_constant(model, cfg, batch_size, device)
+    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
+    autocast = lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
+    if compile:
+        model.compile()
+    data = _batches(cfg, batch_size, synthetic, dataset, device, num_workers)
+    model.train()
+
+    # warm-up (compilation, allocator, language cache), then timed steps
+    timer = StepTimer(device)
+    lm_forwards_before = None
+    for i in range(warmup + steps):
+        if i == warmup:
+            timer = StepTimer(device)
+            lm_forwards_before = getattr(model.language, "num_lm_forwards", 0)
+        timer.start()
+        batch = next(data)
+        timer.lap("data")
+        with autocast():
+            loss, _ = model(batch)
+        timer.lap("forward")
+        loss.backward()
+        timer.lap("backward")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        timer.lap("optimizer")
+    phases = timer.median_ms()
+    step_ms = sum(phases.values())
+    lm_forwards_timed = getattr(model.language, "num_lm_forwards", 0) - lm_forwards_before
+
+    batch = next(data)
+    with autocast():
+        flops_step = count_train_flops(model, batch)
+    peak = matmul_peak_flops(device, amp_dtype or torch.float32)
+    compute_ms = step_ms - phases["data"]
+    result = {
+        "config": cfg.train.exp_name,
+        "batch_size": batch_size,
+        "random_weights": used_random,
+        "compile": compile,
+        "mixed_precision": mixed_precision,
+        "data": "synthetic" if (synthetic or dataset is None) else dataset,
+        "language_ablated": ablate_language,
+        "train": {
+            "samples_per_s": batch_size / (step_ms / 1e3),
+            "step_ms": step_ms,
+            "phase_ms": phases,
+            "language_model_forwards_after_warmup": lm_forwards_timed,
+            "flops_per_step": flops_step,
+            "flops_per_sample": flops_step / batch_size,
+            "achieved_flops_per_s": flops_step / (compute_ms / 1e3),
+            "matmul_peak_flops_per_s": peak,
+            "mfu": flops_step / (compute_ms / 1e3) / peak,
+        },
+        "peak_memory_mb": peak_memory_mb(device),
+    }
+    result["inference"] = _inference(model, cfg, device, inference_repeats, autocast)
+    result["machine"] = machine_info(device)
+    return result
+
+
+def _inference(model, cfg: Config, device, repeats: int, autocast) -> dict:
+    """predict_action_chunk latency at batch 1, and actions/s through the Policy's action queue."""
+    model.eval()
+    batch = dummy_batch(cfg, 1, device)
+    del batch["actions"], batch["action_pad_mask"]
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 2):
+            _sync(device)
+            start = time.perf_counter()
+            with autocast():
+                model.predict_action_chunk(batch)
+            _sync(device)
+            if i >= 2:
+                times.append((time.perf_counter() - start) * 1e3)
+    median = statistics.median(times)
+    n_steps = 5  # the Policy default: a chunk is predicted every 5 executed actions
+    return {"predict_action_chunk_ms_median": median, "predict_action_chunk_ms_p90": _percentile(times, 90),
+            "actions_per_s_with_queue": n_steps / (median / 1e3), "n_action_steps": n_steps,
+            "chunk_size": cfg.model.action_head.chunk_size}
+
+
+class _ConstantLanguage(torch.nn.Module):
+    """The 'no language model at all' baseline: fixed tokens of the same shape, no computation."""
+
+    def __init__(self, tokens: torch.Tensor, mask: torch.Tensor):
+        super().__init__()
+        self.register_buffer("tokens", tokens)
+        self.register_buffer("mask", mask)
+        self.frozen = True
+        self.model_name = "(ablated: constant tokens)"
+        self.num_lm_forwards = 0
+
+    def forward(self, instructions):
+        B = len(instructions)
+        return self.tokens[:B], self.mask[:B]
+
+
+def _replace_language_with_constant(model, cfg: Config, batch_size: int, device) -> None:
+    batch = dummy_batch(cfg, batch_size, device)
+    with torch.no_grad():
+        tokens, mask = model.language(batch["instructions"])
+    model.language = _ConstantLanguage(tokens.detach(), mask)
+
+
+def format_result(r: dict) -> str:
+    t, inf = r["train"], r["inference"]
+    phases = "  ".join(f"{k} {v:.1f}" for k, v in t["phase_ms"].items())
+    lines = [
+        f"== benchmark: {r['config']} | batch {r['batch_size']} | {r['machine']['device']} "
+        f"({r['machine'].get('gpu') or r['machine'].get('cpu_model', '')}, {r['machine']['cpu_cores']} cores) "
+        f"| data {r['data']}" + (" | RANDOM weights" if r["random_weights"] else "")
+        + (" | compiled" if r["compile"] else "") + (f" | {r['mixed_precision']}" if r["mixed_precision"] != "no" else "")
+        + (" | language ABLATED" if r["language_ablated"] else ""),
+        f"train: {t['samples_per_s']:.2f} samples/s, step {t['step_ms']:.1f} ms ({phases} ms)",
+        f"       language-model forwards after warm-up: {t['language_model_forwards_after_warmup']}",
+        f"       {t['flops_per_sample'] / 1e9:.2f} GFLOP/sample (fwd+bwd), achieved "
+        f"{t['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s, matmul peak {t['matmul_peak_flops_per_s'] / 1e9:.1f} "
+        f"GFLOP/s -> MFU {t['mfu']:.1%}",
+        f"inference (batch 1): predict_action_chunk median {inf['predict_action_chunk_ms_median']:.1f} ms, "
+        f"p90 {inf['predict_action_chunk_ms_p90']:.1f} ms; {inf['actions_per_s_with_queue']:.1f} actions/s "
+        f"with a queue of {inf['n_action_steps']}",
+        f"peak memory: {r['peak_memory_mb']:,.0f} MB",
+    ]
+    return "\n".join(lines)
