@@ -133,7 +133,7 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
     autocast = lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
     if compile:
-        model.compile()
+        model.compile_blocks()
     data = _batches(cfg, batch_size, synthetic, dataset, device, num_workers)
     model.train()
 

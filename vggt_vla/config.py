@@ -346,7 +346,7 @@ class TrainConfig:
     grad_clip: Optional[float] = 1.0
     # Autocast precision for forward/backward: no, bf16 (GPU or CPU) or fp16 (GPU, with scaler).
     mixed_precision: Literal["no", "bf16", "fp16"] = "no"
-    # torch.compile the model's modules (first steps are slow while it compiles).
+    # torch.compile the transformer blocks and the action head (the first steps compile).
     compile: bool = False
     # Recompute backbone activations in the backward pass to save memory.
     gradient_checkpointing: bool = False

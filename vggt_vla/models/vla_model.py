@@ -120,6 +120,18 @@ class VLAModel(nn.Module):
         self._check_batch(batch, training=False)
         return self.head.predict(self.encode(batch), generator)
 
+    def compile_blocks(self, **kwargs) -> int:
+        """torch.compile the transformer blocks and the action head, in place (state_dict keys
+        unchanged). The rest (tokenizer, feature cache, torch_geometric message passing) stays
+        eager: compiling the whole forward breaks the graph there and recompiles every step.
+        Returns the number of modules compiled."""
+        from vggt_vla.models.layers import TransformerBlock
+
+        targets = [m for m in self.modules() if isinstance(m, TransformerBlock)] + [self.head]
+        for module in targets:
+            module.compile(**kwargs)
+        return len(targets)
+
     def pretrained_parts(self) -> dict[str, str]:
         """{module prefix: source} of the frozen parts loaded from pretrained weights.
 

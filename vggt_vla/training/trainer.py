@@ -128,7 +128,7 @@ class Trainer:
         if t.cache_features:
             self._attach_feature_cache(model)
         if t.compile:
-            model.compile()
+            model.compile_blocks()
         self.model, self.optimizer, self.scheduler = self.accelerator.prepare(model, optimizer, scheduler)
         if self.resume_ckpt is not None:
             if self.resume_ckpt.get("scaler") and self.accelerator.scaler is not None:
