@@ -127,14 +127,14 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     torch.manual_seed(0)
     model, used_random = build_for_inspection(cfg, random_weights)
     model.to(device)
+    data = _batches(cfg, batch_size, synthetic, dataset, device, num_workers)
     if ablate_language:
-        _replace_language_with_constant(model, cfg, batch_size, device)
+        _replace_language_with_constant(model, next(data)["instructions"])
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
     autocast = lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
     if compile:
         model.compile_blocks()
-    data = _batches(cfg, batch_size, synthetic, dataset, device, num_workers)
     model.train()
 
     # warm-up (compilation, allocator, language cache), then timed steps
@@ -228,10 +228,10 @@ class _ConstantLanguage(torch.nn.Module):
         return self.tokens[:B], self.mask[:B]
 
 
-def _replace_language_with_constant(model, cfg: Config, batch_size: int, device) -> None:
-    batch = dummy_batch(cfg, batch_size, device)
+def _replace_language_with_constant(model, instructions: list[str]) -> None:
+    """Tokens of these instructions, frozen in: same shapes downstream, no language model."""
     with torch.no_grad():
-        tokens, mask = model.language(batch["instructions"])
+        tokens, mask = model.language(instructions)
     model.language = _ConstantLanguage(tokens.detach(), mask)
 
 
