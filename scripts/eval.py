@@ -4,9 +4,12 @@
     python scripts/eval.py --checkpoint logs/demo                              # its own val split
     python scripts/eval.py --checkpoint logs/demo --dataset data/demo --json eval.json --plots plots/
     python scripts/eval.py --checkpoint logs/demo --sim demo --episodes 50
+    python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
+    python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
 
 --checkpoint takes a run directory (best.pt, else last.pt) or a .pt file. Results are printed
-and written as JSON (default: <run dir>/eval_<kind>.json).
+and written as JSON (default: <run dir>/eval_<kind>.json; for --policy scripted,
+eval_libero_scripted_<suite>.json in the current directory). LIBERO needs requirements-sim.txt.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", required=True, help="run directory or .pt file")
+    parser.add_argument("--checkpoint", help="run directory or .pt file")
     parser.add_argument("--dataset", help="dataset root or hub repo id (default: the training dataset)")
     parser.add_argument("--sim", help="closed-loop evaluation in this simulator (e.g. demo)")
     parser.add_argument("--episodes", type=int, default=50, help="closed-loop episodes")
@@ -33,7 +36,26 @@ def main(argv=None) -> int:
     parser.add_argument("--plots", help="offline: write per-episode action-trace PNGs here")
     parser.add_argument("--json", help="where to write the results")
     parser.add_argument("--device", default="auto")
+    lib = parser.add_argument_group("LIBERO (--sim libero)")
+    lib.add_argument("--policy", choices=["checkpoint", "scripted"], default="checkpoint",
+                     help="the --checkpoint policy, or the privileged scripted expert (a check of the loop)")
+    lib.add_argument("--suite", default="libero_spatial")
+    lib.add_argument("--tasks", help="comma-separated task ids (default: all tasks of the suite)")
+    lib.add_argument("--episodes_per_task", type=int, default=50, help="initial states 0..N-1 of each task")
+    lib.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
+    lib.add_argument("--camera_size", type=int, default=256, help="render resolution (the datasets': 256)")
+    lib.add_argument("--fast_render", action="store_true",
+                     help="no anti-aliasing/reflections (~3x faster on CPU); use only if the training data did")
+    lib.add_argument("--max_steps", type=int, help="policy steps per episode (default: the suite's cap)")
+    lib.add_argument("--videos", metavar="DIR", help="write MP4s of the first --videos_per_task episodes per task")
+    lib.add_argument("--videos_per_task", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.sim == "libero":
+        return _libero(args, parser)
+    if args.policy == "scripted":
+        parser.error("--policy scripted is for --sim libero")
+    if not args.checkpoint:
+        parser.error("--checkpoint is required")
 
     from vggt_vla.evaluation import closed_loop_eval, offline_eval
     from vggt_vla.policy import Policy
@@ -58,6 +80,47 @@ def main(argv=None) -> int:
         default_json = run_dir / "eval_offline.json"
     result["checkpoint"] = policy.checkpoint_path
     out = Path(args.json) if args.json else default_json
+    out.write_text(json.dumps(result, indent=2))
+    print(f"results: {out}")
+    return 0
+
+
+def _libero(args, parser) -> int:
+    from vggt_vla.evaluation import LiberoEvalSpec, libero_eval
+
+    if args.policy == "checkpoint" and not args.checkpoint:
+        parser.error("--sim libero needs --checkpoint PATH, or --policy scripted")
+    try:
+        tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
+    except ValueError:
+        parser.error(f"--tasks {args.tasks!r} must be comma-separated integers, e.g. 0,1,2")
+    spec = LiberoEvalSpec(policy="scripted" if args.policy == "scripted" else args.checkpoint, suite=args.suite,
+                          tasks=tasks, episodes_per_task=args.episodes_per_task, workers=args.workers,
+                          seed=args.seed or 0, camera_size=args.camera_size, fast_render=args.fast_render,
+                          max_steps=args.max_steps, video_dir=args.videos, videos_per_task=args.videos_per_task,
+                          device=args.device, n_action_steps=args.n_action_steps,
+                          temporal_ensemble=args.temporal_ensemble)
+    result = libero_eval(spec)
+    print(f"\n{'task':>4}  {'success':>8}  {'95% CI':>15}  {'mean len':>8}  instruction")
+    for row in result["per_task"]:
+        low, high = row["ci95"]
+        print(f"{row['task']:>4}  {row['success_rate']:>8.1%}  [{low:5.1%}, {high:5.1%}]  "
+              f"{row['mean_length']:>8.1f}  {row['instruction']}")
+    low, high = result["ci95"]
+    print(f"overall: {result['success_rate']:.1%} ({result['successes']}/{result['episodes']}), 95% CI "
+          f"[{low:.1%}, {high:.1%}], mean length {result['mean_length']:.1f} steps, wall time "
+          f"{result['wall_time_s']:.0f} s with {args.workers} worker(s), fast_render={args.fast_render}")
+    if args.policy == "scripted":
+        out = Path(args.json or f"eval_libero_scripted_{args.suite}.json")
+    else:
+        from vggt_vla.training.checkpoint import resolve_checkpoint
+
+        try:  # the file Policy.from_pretrained loaded: best.pt, else last.pt
+            result["checkpoint"] = str(resolve_checkpoint(args.checkpoint, "best"))
+        except FileNotFoundError:
+            result["checkpoint"] = str(resolve_checkpoint(args.checkpoint, "last"))
+        out = Path(args.json) if args.json else Path(result["checkpoint"]).parent.parent / f"eval_libero_{args.suite}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"results: {out}")
     return 0

@@ -258,8 +258,14 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Where the training data comes from and which features it uses (LeRobot format)."""
+    """Where the training data comes from and which features it uses (LeRobot or LIBERO HDF5)."""
 
+    # lerobot: a LeRobot v2.1 / v3.0 dataset (dataset_repo or dataset_root). libero_hdf5: the
+    # original LIBERO release, one robomimic-style .hdf5 file per task (every *.hdf5 under
+    # dataset_root, or the files in hdf5_files); its cameras map to the keys below by default.
+    dataset_format: Literal["lerobot", "libero_hdf5"] = "lerobot"
+    # libero_hdf5: the files to read (paths or glob patterns); null: all *.hdf5 under dataset_root.
+    hdf5_files: Optional[list[str]] = None
     # Hugging Face dataset repo id, used when dataset_root is null.
     dataset_repo: str = "lerobot/libero_spatial_image"
     # Local dataset root directory (overrides the hub download).
@@ -310,8 +316,17 @@ class DataConfig:
         _check(len(self.camera_keys) > 0, "data.camera_keys is empty; name at least one camera feature")
         _check(len(set(self.camera_keys)) == len(self.camera_keys),
                f"data.camera_keys has duplicates: {self.camera_keys}")
-        _check(bool(self.dataset_root) or bool(self.dataset_repo),
-               "data.dataset_repo and data.dataset_root are both empty; name a dataset")
+        _check_choice("data.dataset_format", self.dataset_format, ("lerobot", "libero_hdf5"))
+        if self.dataset_format == "lerobot":
+            _check(bool(self.dataset_root) or bool(self.dataset_repo),
+                   "data.dataset_repo and data.dataset_root are both empty; name a dataset")
+        if self.dataset_format == "libero_hdf5":
+            _check(bool(self.dataset_root) or bool(self.hdf5_files),
+                   "data.dataset_format=libero_hdf5 needs data.dataset_root (a directory of .hdf5 files) "
+                   "or data.hdf5_files (a list of files)")
+        else:
+            _check(not self.hdf5_files, "data.hdf5_files is only read with data.dataset_format: libero_hdf5; "
+                                        "set that or drop hdf5_files")
         _check(bool(self.action_key), "data.action_key is empty")
         _check(self.episodes is None or len(self.episodes) > 0,
                "data.episodes is an empty list; use null for all episodes")

