@@ -22,6 +22,11 @@ c = load_config(sys.argv[1])
 print(c.train.log_dir, c.train.exp_name, c.data.dataset_root or "-", c.data.dataset_repo or "-")
 PY
 )
+# A --dataset_root given on the command line (passed on to train_vla.py) wins over the config's.
+ARGS=("$@")
+for i in "${!ARGS[@]}"; do
+  if [ "${ARGS[$i]}" = "--dataset_root" ] && [ $((i + 1)) -lt ${#ARGS[@]} ]; then DATA_ROOT="${ARGS[$((i + 1))]}"; fi
+done
 RUN_DIR="$LOG_DIR/$EXP_NAME"
 IS_DEMO=0
 if [ "$(basename "$CONFIG")" = "train_demo.yaml" ] || [ "$CONFIG" = "demo" ]; then IS_DEMO=1; fi
