@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from vggt_vla.config import NAMED_CONFIGS, ConfigError, load_config  # noqa: E402
+from vggt_vla.config import NAMED_CONFIGS, load_config_or_report  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,10 +42,8 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
+    cfg = load_config_or_report(args.config, args.overrides)
+    if cfg is None:
         return 2
 
     from vggt_vla.benchmark import benchmark, format_result

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from vggt_vla.config import NAMED_CONFIGS, ConfigError, load_config  # noqa: E402
+from vggt_vla.config import NAMED_CONFIGS, load_config_or_report  # noqa: E402
 
 # The seed's flags and the usual training knobs, each a shortcut for one config field.
 FLAGS = {
@@ -106,10 +106,8 @@ def main(argv=None) -> int:
             return 2
         run = Path(args.resume)
         config = str((run if run.is_dir() else run.parent.parent) / "config.yaml")
-    try:
-        cfg = load_config(config, overrides_from_args(args))
-    except ConfigError as err:
-        print(f"config error: {err}", file=sys.stderr)
+    cfg = load_config_or_report(config, overrides_from_args(args))
+    if cfg is None:
         return 2
 
     from vggt_vla.data.meta import DatasetError

@@ -542,5 +542,16 @@ def load_config(name_or_path: str, overrides: Optional[list[str]] = None) -> Con
     return from_dict(Config, tree)
 
 
+def load_config_or_report(name_or_path: str, overrides: Optional[list[str]] = None) -> Optional[Config]:
+    """For scripts: the config, or None after printing the ConfigError to stderr."""
+    import sys
+
+    try:
+        return load_config(name_or_path, overrides)
+    except ConfigError as err:
+        print(f"config error: {err}", file=sys.stderr)
+        return None
+
+
 def config_from_dict(tree: dict) -> Config:
     return from_dict(Config, tree)

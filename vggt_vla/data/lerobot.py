@@ -39,7 +39,24 @@ from .video import VideoFrameReader
 _INDEX_COLUMNS = ("episode_index", "frame_index", "timestamp", "task_index")
 
 
-class LeRobotSource:
+class SourceColumns:
+    """What LeRobotDataset reads off any source besides frames: derived from its columns
+    (`state`, `action` [N, D]) and its episode table (`meta.episodes.index`)."""
+
+    @property
+    def episode_indices(self) -> np.ndarray:
+        return self.meta.episodes.index
+
+    @property
+    def state_dim(self) -> int:
+        return self.state.shape[1]
+
+    @property
+    def action_dim(self) -> int:
+        return self.action.shape[1]
+
+
+class LeRobotSource(SourceColumns):
     """A LeRobot dataset loaded for training: metadata, numeric columns, frame access.
 
     camera_keys / state_key / action_key use the config's names; `rename_map` maps dataset
@@ -156,19 +173,6 @@ class LeRobotSource:
         if not np.array_equal(self.frame_index, np.arange(self.num_rows) - starts[pos_c]):
             raise DatasetError(f"{self.meta.root}: the rows of an episode are not one contiguous run in "
                                f"frame order (files {[p.name for p in self.meta.data_files[:3]]}...)")
-
-    # ----------------------------------------------------------------------------------------
-    @property
-    def episode_indices(self) -> np.ndarray:
-        return self.meta.episodes.index
-
-    @property
-    def state_dim(self) -> int:
-        return self.state.shape[1]
-
-    @property
-    def action_dim(self) -> int:
-        return self.action.shape[1]
 
     def frame(self, cam: int, row: int) -> np.ndarray:
         """Camera `cam` (position in camera_keys) at global row `row`: [H, W, 3] uint8."""

@@ -40,6 +40,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .lerobot import SourceColumns
 from .meta import DatasetError
 from .stats import Stats, vector_stats
 
@@ -115,7 +116,7 @@ class _Meta:
         return int(self.episodes.length.sum())
 
 
-class LiberoHDF5Source:
+class LiberoHDF5Source(SourceColumns):
     """LIBERO HDF5 files loaded for training, with the interface of `LeRobotSource` that
     `LeRobotDataset` uses (numeric columns in memory, camera frames read on demand).
 
@@ -216,19 +217,6 @@ class LiberoHDF5Source:
         state = np.concatenate([np.asarray(obs[k], dtype=np.float64).reshape(len(actions), -1)
                                 for k in STATE_PARTS], axis=1)
         return actions, state
-
-    # ----------------------------------------------------------------------------------------
-    @property
-    def episode_indices(self) -> np.ndarray:
-        return self.meta.episodes.index
-
-    @property
-    def state_dim(self) -> int:
-        return self.state.shape[1]
-
-    @property
-    def action_dim(self) -> int:
-        return self.action.shape[1]
 
     def _file(self, fi: int):
         if os.getpid() != self._pid:  # a forked DataLoader worker: never share HDF5 handles
