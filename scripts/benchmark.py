@@ -38,7 +38,9 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default="no")
     parser.add_argument("--ablate_language", action="store_true",
-                        help="replace the language encoder by constant tokens (no language model at all)")
+                        help="replace the language model by constant features (no language model at all)")
+    parser.add_argument("--matmul_size", type=int, default=4096,
+                        help="n of the n x n x n matmul that measures the peak (try 8192 on a GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args(argv)
@@ -51,7 +53,8 @@ def main(argv=None) -> int:
     result = benchmark(cfg, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
                        synthetic=args.synthetic, dataset=args.dataset, num_workers=args.num_workers,
                        random_weights=args.random_weights, compile=args.compile,
-                       mixed_precision=args.mixed_precision, ablate_language=args.ablate_language)
+                       mixed_precision=args.mixed_precision, ablate_language=args.ablate_language,
+                       matmul_size=args.matmul_size)
     result["config_name"] = args.config
     print(format_result(result))
     if args.json:

@@ -1,5 +1,6 @@
 """The command-line scripts, run as a user would (subprocess, from the repo root)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -65,3 +66,17 @@ def test_test_model_named_configs(name):
     out = run("scripts/test_model.py", "--config", name, timeout=1200)
     assert out.returncode == 0, out.stderr
     assert "TOTAL" in out.stdout
+
+
+def test_benchmark_cli_writes_every_figure(tmp_path, tiny_qwen3):
+    out = run("scripts/benchmark.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)), "--batch_size", "2",
+              "--steps", "1", "--warmup", "1", "--matmul_size", "256", "--json", str(tmp_path / "b.json"))
+    assert out.returncode == 0, out.stderr
+    assert "MFU" in out.stdout and "predict_action_chunk" in out.stdout
+    result = json.loads((tmp_path / "b.json").read_text())
+    assert result["train"]["language_model_forwards_after_warmup"] == 0 and result["train"]["mfu"] > 0
+
+
+def test_benchmark_cli_rejects_a_config_typo(tmp_path, tiny_qwen3):
+    out = run("scripts/benchmark.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)), "--set", "train.bach_size=2")
+    assert out.returncode == 2 and "did you mean 'batch_size'" in out.stderr
