@@ -8,6 +8,8 @@ the model loads them through the same from_pretrained path it uses for hub ids.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +21,18 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 from vggt_vla.config import Config, config_from_dict  # noqa: E402
 from vggt_vla.models.summary import dummy_batch  # noqa: E402
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
 
 WORDS = ("pick up the black bowl and place it on plate red blue green move to cube ball "
          "push left right between next ramekin cookie box drawer of a in").split()
+
+
+def run_script(*args, timeout=600, **env):
+    """Run `python ARGS` from the repo root as a user would (offline), with extra environment variables."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def build_word_tokenizer():

@@ -1,12 +1,10 @@
 """scripts/dataset_stats.py, scripts/benchmark_data.py and scripts/make_demo_dataset.py."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
+import functools
 
 import pytest
 
+from conftest import run_script
 from vggt_vla.data.benchmark import items_per_second, loader_items_per_second, open_dataset
 from vggt_vla.data.demo import make_demo_dataset
 from vggt_vla.data.meta import DatasetError
@@ -14,7 +12,8 @@ from vggt_vla.data.summary import parse_episodes, summarize
 from vggt_vla.data.synthetic import make_synthetic_dataset
 from vggt_vla.data.writer import available_av1_encoder
 
-REPO = Path(__file__).resolve().parents[1]
+run = functools.partial(run_script, timeout=120)
+
 KINDS = {
     "v21-image": dict(version="v2.1", camera_dtype="image"),
     "v30-image": dict(version="v3.0", camera_dtype="image"),
@@ -29,12 +28,6 @@ def roots(tmp_path_factory):
     out = {name: make_synthetic_dataset(base / name, image_size=64, **kw).root for name, kw in KINDS.items()}
     out["demo"] = make_demo_dataset(base / "demo", num_episodes=6, progress=False)
     return out
-
-
-def run_script(name, *args, cache=None):
-    env = dict(os.environ, VGGT_VLA_CACHE=str(cache)) if cache else None
-    return subprocess.run([sys.executable, str(REPO / "scripts" / name), *map(str, args)],
-                          capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("name", [*KINDS, "demo"])
@@ -69,10 +62,10 @@ def test_summary_filters(roots):
 
 
 def test_dataset_stats_cli(roots, tmp_path):
-    done = run_script("dataset_stats.py", "--dataset", roots["v30-av1"], "--episodes", "1:3")
+    done = run("scripts/dataset_stats.py", "--dataset", roots["v30-av1"], "--episodes", "1:3")
     assert done.returncode == 0, done.stderr
     assert "codebase version v3.0" in done.stdout and "episodes         2 of 4" in done.stdout
-    done = run_script("dataset_stats.py", "--dataset", tmp_path)
+    done = run("scripts/dataset_stats.py", "--dataset", tmp_path)
     assert done.returncode == 2 and "info.json is missing" in done.stderr
 
 
@@ -84,15 +77,15 @@ def test_benchmark_functions(roots, tmp_path):
 
 
 def test_benchmark_cli(roots, tmp_path):
-    done = run_script("benchmark_data.py", "--dataset", roots["v21-h264"], "--workers", "0", "--batches", "2",
-                      "--items", "20", "--batch-size", "4", cache=tmp_path)
+    done = run("scripts/benchmark_data.py", "--dataset", roots["v21-h264"], "--workers", "0", "--batches",
+                      "2", "--items", "20", "--batch-size", "4", VGGT_VLA_CACHE=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "single process" in done.stdout and "DataLoader, 0 workers" in done.stdout and "items/s" in done.stdout
 
 
 def test_make_demo_dataset_cli(tmp_path):
-    done = run_script("make_demo_dataset.py", "--out", tmp_path / "demo", "--episodes", "3")
+    done = run("scripts/make_demo_dataset.py", "--out", tmp_path / "demo", "--episodes", "3")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "demo" / "meta" / "info.json").is_file()
-    done = run_script("make_demo_dataset.py", "--out", tmp_path / "demo", "--episodes", "3")
+    done = run("scripts/make_demo_dataset.py", "--out", tmp_path / "demo", "--episodes", "3")
     assert done.returncode != 0 and "overwrite" in done.stderr

@@ -5,14 +5,12 @@ otherwise. Small cameras and fast rendering keep the whole file around a minute 
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import run_script as run
 from vggt_vla.sim.libero import INSTALL_HINT
 
 
@@ -29,13 +27,7 @@ def _libero_missing():
 _MISSING = _libero_missing()
 pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"LIBERO is not installed: {_MISSING} ({INSTALL_HINT})")
 
-ROOT = Path(__file__).resolve().parents[1]
 CAMS = ("observation.images.image", "observation.images.wrist_image")
-
-
-def run(*args, timeout=600):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

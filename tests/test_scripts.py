@@ -1,21 +1,15 @@
 """The command-line scripts, run as a user would (subprocess, from the repo root)."""
 
+import functools
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import run_script
 
 
-def run(*args, timeout=300):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+run = functools.partial(run_script, timeout=300)
 
 
 def tiny_yaml(tmp_path, language_model, **model):

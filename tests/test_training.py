@@ -1,40 +1,30 @@
 """Training, checkpoints, resume, evaluation and the policy, on tiny configs and a tiny demo dataset."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import run_script, tiny_config
 from vggt_vla.config import config_from_dict
 from vggt_vla.training import checkpoint as ckpt_mod
 from vggt_vla.training.trainer import Trainer, TrainingDiverged
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_config(language_model, dataset, run_dir, head="flow_matching", vision=None, **train):
     """Tiny model (dropout on, flow-matching noise: both draw from the RNG) on the tiny demo set."""
     model = tiny_config(language_model, action_head={"type": head, "chunk_size": 10},
-                        simple_backbone={"dropout": 0.1}, vision=vision or {}).model
+                        simple_backbone={"dropout": 0.1}, vision=vision or {})
     tree = {
-        "model": {**_asdict(model)},
+        "model": model.to_dict()["model"],
         "data": {"dataset_repo": "", "dataset_root": dataset, "num_workers": 0, "val_fraction": 0.25},
         "train": {"batch_size": 4, "max_steps": 8, "lr": 1e-3, "warmup_steps": 2, "log_every": 1,
                   "eval_every": 4, "save_every": 4, "image_every": 4, "val_batches": 2,
                   "log_dir": str(run_dir), "exp_name": "run", "device": "cpu", **train},
     }
     return config_from_dict(tree)
-
-
-def _asdict(obj):
-    import dataclasses
-
-    return dataclasses.asdict(obj)
 
 
 def losses(run_dir):
@@ -169,12 +159,6 @@ def test_policy_action_queue(trained_run):
     policy.reset()
     with pytest.raises(KeyError, match="observation.images.wrist_image"):
         policy.select_action({k: v for k, v in obs.items() if k != "observation.images.wrist_image"})
-
-
-def run_script(*args, timeout=600):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_eval_writes_json(trained_run, tmp_path):
