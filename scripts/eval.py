@@ -115,10 +115,7 @@ def _libero(args, parser) -> int:
     else:
         from vggt_vla.training.checkpoint import resolve_checkpoint
 
-        try:  # the file Policy.from_pretrained loaded: best.pt, else last.pt
-            result["checkpoint"] = str(resolve_checkpoint(args.checkpoint, "best"))
-        except FileNotFoundError:
-            result["checkpoint"] = str(resolve_checkpoint(args.checkpoint, "last"))
+        result["checkpoint"] = str(resolve_checkpoint(args.checkpoint, ("best", "last")))  # as Policy loads it
         out = Path(args.json) if args.json else Path(result["checkpoint"]).parent.parent / f"eval_libero_{args.suite}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -15,18 +15,22 @@ source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
 export HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
 
-read -r LOG_DIR EXP_NAME DATA_ROOT DATA_REPO < <(python - "$CONFIG" <<'PY'
+# The config as train_vla.py will resolve it, with the same extra arguments (--dataset_root,
+# --exp_name, --set ...), so the data check, resume and evaluation look where training writes.
+read -r LOG_DIR EXP_NAME DATA_ROOT DATA_REPO < <(python - "$CONFIG" "$@" <<'PY'
 import sys
-from vggt_vla.config import load_config
-c = load_config(sys.argv[1])
-print(c.train.log_dir, c.train.exp_name, c.data.dataset_root or "-", c.data.dataset_repo or "-")
+sys.path.insert(0, "scripts")
+from train_vla import build_parser, overrides_from_args
+from vggt_vla.config import load_config_or_report
+parser = build_parser()
+parser.prog = "quick_start.sh"
+args, _ = parser.parse_known_args(sys.argv[2:])
+c = load_config_or_report(sys.argv[1], overrides_from_args(args))
+if c is not None:
+    print(c.train.log_dir, c.train.exp_name, c.data.dataset_root or "-", c.data.dataset_repo or "-")
 PY
-)
-# A --dataset_root given on the command line (passed on to train_vla.py) wins over the config's.
-ARGS=("$@")
-for i in "${!ARGS[@]}"; do
-  if [ "${ARGS[$i]}" = "--dataset_root" ] && [ $((i + 1)) -lt ${#ARGS[@]} ]; then DATA_ROOT="${ARGS[$((i + 1))]}"; fi
-done
+) || true
+if [ -z "${LOG_DIR:-}" ]; then exit 2; fi  # the config error is printed above
 RUN_DIR="$LOG_DIR/$EXP_NAME"
 IS_DEMO=0
 if [ "$(basename "$CONFIG")" = "train_demo.yaml" ] || [ "$CONFIG" = "demo" ]; then IS_DEMO=1; fi

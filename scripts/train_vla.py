@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from vggt_vla.config import NAMED_CONFIGS, load_config_or_report  # noqa: E402
 
-# The seed's flags and the usual training knobs, each a shortcut for one config field.
+# The seed's flags and the usual training knobs, each a shortcut for one config field. The kind is
+# a type, "bool" (`--flag` alone means true) or a list of choices.
 FLAGS = {
     "dataset_repo": ("data.dataset_repo", str),
     "dataset_root": ("data.dataset_root", str),
@@ -40,9 +41,12 @@ FLAGS = {
     "max_steps": ("train.max_steps", int),
     "accumulation_steps": ("train.accumulation_steps", int),
     "grad_clip": ("train.grad_clip", float),
-    "mixed_precision": ("train.mixed_precision", str),
+    "mixed_precision": ("train.mixed_precision", ["no", "bf16", "fp16"]),
     "seed": ("train.seed", int),
     "device": ("train.device", str),
+    "compile": ("train.compile", "bool"),
+    "gradient_checkpointing": ("train.gradient_checkpointing", "bool"),
+    "cache_features": ("train.cache_features", "bool"),
 }
 
 
@@ -64,14 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         if kind == "bool":
             parser.add_argument(f"--{flag}", type=parse_bool, nargs="?", const=True, metavar="BOOL",
                                 help=f"sets {field}")
-        elif flag == "mixed_precision":
-            parser.add_argument(f"--{flag}", choices=["no", "bf16", "fp16"], help=f"sets {field}")
+        elif isinstance(kind, list):
+            parser.add_argument(f"--{flag}", choices=kind, help=f"sets {field}")
         else:
             parser.add_argument(f"--{flag}", type=kind, help=f"sets {field}")
-    parser.add_argument("--compile", action="store_true", help="sets train.compile (torch.compile)")
-    parser.add_argument("--gradient_checkpointing", action="store_true", help="sets train.gradient_checkpointing")
-    parser.add_argument("--cache_features", action="store_true",
-                        help="sets train.cache_features (disk cache of frozen vision-tower features)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override any config field, e.g. --set model.simple_backbone.depth=4")
     parser.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT",
@@ -88,12 +88,6 @@ def overrides_from_args(args) -> list[str]:
         value = getattr(args, flag)
         if value is not None:
             out.append(f"{field}={'true' if value is True else 'false' if value is False else value}")
-    if args.compile:
-        out.append("train.compile=true")
-    if args.gradient_checkpointing:
-        out.append("train.gradient_checkpointing=true")
-    if args.cache_features:
-        out.append("train.cache_features=true")
     return out + args.overrides
 
 
@@ -104,8 +98,13 @@ def main(argv=None) -> int:
         if not args.resume:
             print("error: give --config NAME_OR_YAML (or --resume RUN_DIR)", file=sys.stderr)
             return 2
-        run = Path(args.resume)
-        config = str((run if run.is_dir() else run.parent.parent) / "config.yaml")
+        from vggt_vla.training.checkpoint import resolve_checkpoint
+
+        try:  # <run>/checkpoints/last.pt -> <run>/config.yaml
+            config = str(resolve_checkpoint(args.resume).parent.parent / "config.yaml")
+        except FileNotFoundError as err:
+            print(f"error: --resume: {err}", file=sys.stderr)
+            return 2
     cfg = load_config_or_report(config, overrides_from_args(args))
     if cfg is None:
         return 2

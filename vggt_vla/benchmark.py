@@ -100,7 +100,7 @@ def _batches(cfg: Config, batch_size: int, synthetic: bool, dataset: Optional[st
         batch["instructions"] = [BENCH_INSTRUCTIONS[i % len(BENCH_INSTRUCTIONS)] for i in range(batch_size)]
         while True:
             yield batch
-    from vggt_vla.data.lerobot import collate
+    from vggt_vla.data.lerobot import collate, to_device
     from vggt_vla.data.loader import build_datasets
 
     cfg.data.dataset_root = dataset
@@ -110,7 +110,7 @@ def _batches(cfg: Config, batch_size: int, synthetic: bool, dataset: Optional[st
                                          persistent_workers=num_workers > 0)
     while True:
         for batch in loader:
-            yield {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            yield to_device(batch, device)
 
 
 def count_train_flops(model, batch: dict) -> float:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from vggt_vla.policy import Policy
+from vggt_vla.sim.demo_env import EVAL_SEEDS, DemoEnv, rollout
 from vggt_vla.training.metrics import ChunkErrors
 
 
@@ -51,7 +52,7 @@ def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: 
                  batch_size: int = 16, plot_dir: Optional[str] = None, plot_episodes: int = 3) -> dict:
     """Chunk errors on the validation episodes of the policy's training split (dataset: another
     root or repo id with the same features; default: the training dataset)."""
-    from vggt_vla.data.lerobot import collate
+    from vggt_vla.data.lerobot import collate, to_device
     from vggt_vla.data.loader import build_datasets
 
     cfg = copy.deepcopy(policy.cfg)
@@ -68,7 +69,7 @@ def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: 
     for i, batch in enumerate(loader):
         if max_batches is not None and i >= max_batches:
             break
-        batch = {k: v.to(policy.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        batch = to_device(batch, policy.device)
         with torch.no_grad():
             pred = policy.model.predict_action_chunk(batch, policy.generator).float()  # [B, T, A]
         pad = batch["action_pad_mask"].bool()
@@ -83,7 +84,7 @@ def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: 
 
 def plot_episode_traces(policy: Policy, dataset, out_dir: str, episodes: int) -> list[str]:
     """For a few episodes: the first action of each predicted chunk vs the recorded action."""
-    from vggt_vla.data.lerobot import collate
+    from vggt_vla.data.lerobot import collate, to_device
     from vggt_vla.training.logging import trace_plot
 
     out = Path(out_dir)
@@ -98,7 +99,7 @@ def plot_episode_traces(policy: Policy, dataset, out_dir: str, episodes: int) ->
         preds, targets = [], []
         for start in range(0, len(idx), 32):
             batch = collate([dataset[int(i)] for i in idx[start:start + 32]])
-            batch = {k: v.to(policy.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            batch = to_device(batch, policy.device)
             with torch.no_grad():
                 pred = policy.model.predict_action_chunk(batch, policy.generator).float().cpu()
             preds.append(pred[:, 0])
@@ -113,18 +114,13 @@ def plot_episode_traces(policy: Policy, dataset, out_dir: str, episodes: int) ->
 
 # ---------------------------------------------------------------------------------- closed loop
 
-def run_demo(policy: Policy, episodes: int, seed: int = 100_000) -> list[bool]:
+def run_demo(policy: Policy, episodes: int, seed: int = EVAL_SEEDS.start) -> list[bool]:
     """The embedded demo environment (vggt_vla/sim/demo_env.py), seeds disjoint from its dataset."""
-    from vggt_vla.sim.demo_env import DemoEnv
-
     env = DemoEnv()
     results = []
     for k in range(episodes):
-        obs = env.reset(seed=seed + k)
         policy.reset()
-        while not env.done:
-            obs, _ = env.step(np.clip(policy.select_action(obs), -1.0, 1.0))
-        results.append(bool(env.success))
+        results.append(bool(rollout(env, policy.select_action, seed + k)))
     return results
 
 

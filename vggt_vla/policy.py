@@ -30,14 +30,6 @@ from vggt_vla.models.vla_model import VLAModel
 from vggt_vla.training.checkpoint import load_checkpoint, load_model_state
 
 
-def _pick_checkpoint(path) -> dict:
-    """A .pt file as is; for a run directory, best.pt when it exists, else last.pt."""
-    try:
-        return load_checkpoint(path, "best")
-    except FileNotFoundError:
-        return load_checkpoint(path, "last")
-
-
 class Policy:
     def __init__(self, model: VLAModel, cfg: Config, normalizer: Normalizer, n_action_steps: int = 5,
                  temporal_ensemble_coeff: Optional[float] = None, device="cpu"):
@@ -57,7 +49,7 @@ class Policy:
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", n_action_steps: int = 5,
                         temporal_ensemble_coeff: Optional[float] = None) -> "Policy":
-        ckpt = _pick_checkpoint(path)
+        ckpt = load_checkpoint(path, ("best", "last"))  # a .pt file as is
         cfg = config_from_dict(ckpt["config"])
         parts = ckpt.get("pretrained_parts", {})
         if "language.model" in parts:  # the model actually used (after any fallback)
@@ -88,7 +80,7 @@ class Policy:
                 raise KeyError(f"observation lacks camera(s) {missing}; it has {sorted(obs)} "
                                f"(the policy was trained on {data.camera_keys})")
             frames = [np.asarray(obs[k]) for k in data.camera_keys]
-            images.append(torch.cat([self.transform(f) for f in frames]))  # [V, 3, S, S]
+            images.append(self.transform.cameras(frames))  # [V, 3, S, S]
             text = obs.get("instruction", obs.get("task"))
             if not isinstance(text, str):
                 raise KeyError("observation needs the instruction string under 'instruction' (or 'task')")

@@ -23,10 +23,7 @@ from .transforms import ImageTransform
 
 def open_dataset(dataset: str | Path, *, camera_keys: Optional[Sequence[str]] = None, image_size: int = 128,
                  chunk_size: int = 10, augment: bool = False, cache_dir: Optional[str] = None) -> LeRobotDataset:
-    from .meta import load_meta
-
-    cams = list(camera_keys) if camera_keys else load_meta(dataset).camera_keys
-    source = LeRobotSource(dataset, camera_keys=cams, cache_dir=cache_dir)
+    source = LeRobotSource(dataset, camera_keys=camera_keys, cache_dir=cache_dir)
     norm = Normalizer.from_stats(source.stats("mean_std"), "mean_std", [source.action_key, source.state_key])
     return LeRobotDataset(source, chunk_size=chunk_size, normalizer=norm,
                           transform=ImageTransform(image_size, augment=augment))

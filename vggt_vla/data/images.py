@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .meta import DatasetError
+from .meta import DatasetError, read_parquet
 
 
 def default_cache_dir() -> Path:
@@ -99,7 +99,6 @@ def _fingerprint(data_files: Sequence[Path], keys: Sequence[str]) -> str:
 
 def _build(data_files: Sequence[Path], keys: Sequence[str], out_dir: Path, progress: bool) -> None:
     import pyarrow as pa
-    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     try:
@@ -116,11 +115,7 @@ def _build(data_files: Sequence[Path], keys: Sequence[str], out_dir: Path, progr
         files = tqdm(data_files, desc="caching parquet images", unit="file",
                      disable=not progress or len(data_files) < 4)
         for path in files:
-            try:
-                table = pq.read_table(path, columns=list(keys))
-            except Exception as err:
-                raise DatasetError(f"cannot read image columns {list(keys)} of {path}: "
-                                   f"{type(err).__name__}: {err}") from err
+            table = read_parquet(path, list(keys))
             for i, key in enumerate(keys):
                 col = table.column(key).combine_chunks()
                 # datasets' Image feature is struct<bytes, path>; plain binary columns also occur

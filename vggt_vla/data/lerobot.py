@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .images import ParquetImageStore
-from .meta import DatasetError, LeRobotMeta, load_meta
+from .meta import DatasetError, LeRobotMeta, load_meta, read_parquet
 from .normalize import Normalizer, REQUIRED_STATS
 from .stats import Stats, vector_stats
 from .transforms import ImageTransform
@@ -59,18 +59,18 @@ class SourceColumns:
 class LeRobotSource(SourceColumns):
     """A LeRobot dataset loaded for training: metadata, numeric columns, frame access.
 
-    camera_keys / state_key / action_key use the config's names; `rename_map` maps dataset
-    feature names to those names. state_key=None reads no state (a model with state_dim 0).
+    camera_keys / state_key / action_key use the config's names (camera_keys None: every camera
+    of the dataset); `rename_map` maps dataset feature names to those names. state_key=None reads no state (a model with state_dim 0).
     """
 
-    def __init__(self, dataset: str | Path, *, camera_keys: Sequence[str],
+    def __init__(self, dataset: str | Path, *, camera_keys: Optional[Sequence[str]],
                  state_key: Optional[str] = "observation.state", action_key: str = "action",
                  rename_map: Optional[dict[str, str]] = None, revision: Optional[str] = None,
                  cache_dir: Optional[str | Path] = None, video_tolerance_s: float = 1e-4,
                  progress: bool = True):
         self.meta: LeRobotMeta = load_meta(dataset, revision)
         inverse = {v: k for k, v in (rename_map or {}).items()}  # config name -> dataset name
-        self.camera_keys = list(camera_keys)
+        self.camera_keys = list(camera_keys) if camera_keys else self.meta.camera_keys
         self.state_key, self.action_key = state_key, action_key
         self.camera_features = [inverse.get(k, k) for k in self.camera_keys]
         self._check_features(inverse)
@@ -119,7 +119,6 @@ class LeRobotSource(SourceColumns):
                 raise DatasetError(f"{self.meta.root / 'meta' / 'info.json'} lacks bookkeeping feature {key!r}")
 
     def _load_columns(self, progress: bool) -> None:
-        import pyarrow.parquet as pq
         from tqdm import tqdm
 
         wanted = [self.action_feature] + ([self.state_feature] if self.state_feature else []) + list(_INDEX_COLUMNS)
@@ -127,12 +126,7 @@ class LeRobotSource(SourceColumns):
         files = self.meta.data_files
         for path in tqdm(files, desc="reading parquet columns", unit="file",
                          disable=not progress or len(files) < 8):
-            if not path.is_file():
-                raise DatasetError(f"missing data file {path}")
-            try:
-                table = pq.read_table(path, columns=wanted)
-            except Exception as err:
-                raise DatasetError(f"cannot read columns {wanted} of {path}: {type(err).__name__}: {err}") from err
+            table = read_parquet(path, wanted)
             for key in wanted:
                 parts[key].append(_column_to_numpy(table.column(key), path, key))
         cols = {k: np.concatenate(v) for k, v in parts.items()}
@@ -260,10 +254,7 @@ class LeRobotDataset(Dataset):
         src = self.source
         chunk, pad = self._chunk_rows(row)
         frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
-        if all(f.shape == frames[0].shape for f in frames):
-            images = self.transform(np.stack(frames))  # [V, 3, S, S]
-        else:  # cameras of different sizes: resize each on its own
-            images = torch.cat([self.transform(f) for f in frames])
+        images = self.transform.cameras(frames)  # [V, 3, S, S]
         return {
             "images": images,
             "instruction": src.tasks[src.task_index[row]],
@@ -287,6 +278,11 @@ def collate(items: list[dict]) -> dict:
     if all("index" in it for it in items):
         batch["frame_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
     return batch
+
+
+def to_device(batch: dict, device) -> dict:
+    """A collated batch with its tensors on `device` (asynchronous copies from pinned memory)."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
 def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:

@@ -180,7 +180,7 @@ def _load_v2(root: Path, info: dict):
 
 
 def _load_v30(root: Path, info: dict):
-    tasks_table = _read_parquet(root / "meta" / "tasks.parquet", columns=["task_index", "task"])
+    tasks_table = read_parquet(root / "meta" / "tasks.parquet", columns=["task_index", "task"])
     tasks = _tasks_by_index(zip(tasks_table.column("task_index").to_pylist(),
                                 tasks_table.column("task").to_pylist()), root / "meta" / "tasks.parquet")
     ep_files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
@@ -188,7 +188,7 @@ def _load_v30(root: Path, info: dict):
         raise DatasetError(f"no episode metadata files under {root / 'meta' / 'episodes'}")
     import pyarrow as pa
 
-    table = pa.concat_tables([_read_parquet(p) for p in ep_files], promote_options="default")
+    table = pa.concat_tables([read_parquet(p) for p in ep_files], promote_options="default")
     table = table.sort_by("episode_index")
     cols = set(table.column_names)
     required = ["episode_index", "length", "data/chunk_index", "data/file_index"]
@@ -261,7 +261,8 @@ def _read_jsonl(path: Path) -> list[dict]:
         raise DatasetError(f"cannot read {path}: {err}") from err
 
 
-def _read_parquet(path: Path, columns: Optional[list[str]] = None):
+def read_parquet(path: Path, columns: Optional[list[str]] = None):
+    """A parquet table (only `columns`, if given); a DatasetError naming the file when it cannot be read."""
     import pyarrow.parquet as pq
 
     if not path.is_file():
@@ -269,7 +270,8 @@ def _read_parquet(path: Path, columns: Optional[list[str]] = None):
     try:
         return pq.read_table(path, columns=columns)
     except Exception as err:  # ArrowInvalid, OSError, KeyError for a missing column...
-        raise DatasetError(f"cannot read {path}: {type(err).__name__}: {err}") from err
+        which = f"columns {columns} of " if columns else ""
+        raise DatasetError(f"cannot read {which}{path}: {type(err).__name__}: {err}") from err
 
 
 def _tasks_by_index(pairs, path: Path) -> list[str]:

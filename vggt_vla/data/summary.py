@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .meta import BOOKKEEPING_KEYS, DatasetError, LeRobotMeta, load_meta
+from .meta import BOOKKEEPING_KEYS, DatasetError, LeRobotMeta, load_meta, read_parquet
 from .stats import QUANTILES, Stats, aggregate_stats, vector_stats
 
 STAT_ORDER = ("mean", "std", "min", "max", *QUANTILES, "count")
@@ -49,7 +49,6 @@ def select_episodes(meta: LeRobotMeta, episodes: Optional[Sequence[int]] = None,
 
 def _read_numeric(meta: LeRobotMeta, keys: list[str], positions: np.ndarray) -> dict[str, np.ndarray]:
     """Columns `keys` (plus episode_index) of the data files that hold the selected episodes."""
-    import pyarrow.parquet as pq
     from tqdm import tqdm
 
     from .lerobot import _column_to_numpy
@@ -60,10 +59,7 @@ def _read_numeric(meta: LeRobotMeta, keys: list[str], positions: np.ndarray) -> 
     parts: dict[str, list] = {k: [] for k in cols}
     for f in tqdm(files, desc="reading data", unit="file", disable=len(files) < 8):
         path = meta.data_files[f]
-        try:
-            table = pq.read_table(path, columns=cols)
-        except Exception as err:
-            raise DatasetError(f"cannot read {path}: {type(err).__name__}: {err}") from err
+        table = read_parquet(path, cols)
         ep = table.column("episode_index").to_numpy()
         keep = np.isin(ep, list(wanted_eps))
         for k in cols:

@@ -16,6 +16,7 @@ the fastest here); the float conversion and color jitter are numpy.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -66,6 +67,12 @@ class ImageTransform:
         if self.augment and self.color_jitter > 0:
             self._jitter(out)
         return torch.from_numpy(out)
+
+    def cameras(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
+        """One [H, W, 3] frame per camera -> [V, 3, S, S]: a single call when the sizes agree."""
+        if all(f.shape == frames[0].shape for f in frames):
+            return self(np.stack(frames))
+        return torch.cat([self(f) for f in frames])  # cameras of different sizes: each on its own
 
     def _random_crop(self, img: torch.Tensor) -> torch.Tensor:
         """[1, 3, H, W] -> a random [1, 3, h', w'] window with h'w' / HW in [crop_scale, 1]."""

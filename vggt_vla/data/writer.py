@@ -180,7 +180,6 @@ class LeRobotWriter:
         self.robot_type = robot_type
         self.features = {k: dict(v) for k, v in features.items()} | {k: dict(v) for k, v in BOOKKEEPING.items()}
         self.video_keys = [k for k, v in features.items() if v["dtype"] == "video"]
-        self.image_keys = [k for k, v in features.items() if v["dtype"] == "image"]
         self.column_keys = [k for k, v in self.features.items() if v["dtype"] != "video"]
         self.video_codec = video_codec
         self.crf, self.gop = crf, gop

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from vggt_vla.config import VisionConfig
 from vggt_vla.models.layers import freeze
@@ -211,7 +210,7 @@ class VisionEncoder(nn.Module):
                 feats = new.new_empty(B, *new.shape[1:])
                 feats[torch.from_numpy(~hit).to(new.device)] = new
             if hit.any():
-                old = self.feature_cache.load(ids[hit]).to(flat.device)  # [k, V, h*w, C]
+                old = self.feature_cache.load(ids[hit]).to(flat.device).float()  # [k, V, h*w, C]
                 if feats is None:
                     feats = old.new_empty(B, *old.shape[1:])
                 feats[torch.from_numpy(hit).to(old.device)] = old.to(feats.dtype)

@@ -273,7 +273,7 @@ class LiberoEnv:
         out = {}
         for key, cam in CAMERAS.items():
             raw = self.sim.render(camera_name=cam, width=self.camera_size, height=self.camera_size)
-            out[key] = resize_image(to_dataset_orientation(raw), self.image_size)
+            out[key] = _resize(to_dataset_orientation(raw), self.image_size)
         return out
 
     def sim_state(self) -> np.ndarray:
@@ -325,7 +325,7 @@ def map_jobs(fn, jobs: list, workers: int = 1, initializer=None, initargs: tuple
         yield from pool.map(fn, jobs)
 
 
-def resize_image(img: np.ndarray, size: Optional[int]) -> np.ndarray:
+def _resize(img: np.ndarray, size: Optional[int]) -> np.ndarray:
     if size is None or img.shape[0] == size and img.shape[1] == size:
         return img
     from PIL import Image

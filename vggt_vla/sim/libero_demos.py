@@ -19,13 +19,12 @@ import numpy as np
 from ..data.libero_hdf5 import LiberoHDF5Writer
 from ..data.writer import LeRobotWriter
 from .libero import (ACTION_NAMES, CAMERAS, STATE_KEY, STATE_NAMES, LiberoEnv, cached_env, load_task,
-                     map_jobs, num_tasks, quat_to_axis_angle, resize_image)
+                     map_jobs, num_tasks, quat_to_axis_angle)
 from .libero_expert import LiberoExpert
 
 
-def record_demo(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, image_size: Optional[int] = None,
-                action_noise: float = 0.0, rng: Optional[np.random.Generator] = None,
-                seed: Optional[int] = None) -> Optional[dict]:
+def record_demo(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, action_noise: float = 0.0,
+                rng: Optional[np.random.Generator] = None, seed: Optional[int] = None) -> Optional[dict]:
     """One expert episode from `init_state`, as arrays with one row per control step (None if the
     expert failed). The camera frames are rendered afterwards by replaying the saved MuJoCo states,
     so the simulation itself runs without cameras (~10x faster); the replayed frames equal live ones.
@@ -56,11 +55,8 @@ def record_demo(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, image_
     out = {k: np.stack(v) for k, v in rows.items()}
     out["eef_axis_angle"] = np.stack([quat_to_axis_angle(q) for q in out["eef_quat"]])
     renders = [env.render_state(state) for state in out["sim_state"]]
-    for key in CAMERAS:
-        frames = np.stack([r[key] for r in renders])
-        if image_size is not None and frames.shape[1] != image_size:
-            frames = np.stack([resize_image(f, image_size) for f in frames])
-        out[key] = frames
+    for key in CAMERAS:  # at the env's camera size
+        out[key] = np.stack([r[key] for r in renders])
     out["instruction"] = env.instruction
     out["task"], out["init_state"] = env.task.task_id, init_state
     return out

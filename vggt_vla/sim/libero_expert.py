@@ -130,16 +130,14 @@ def _rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 class LiberoExpert:
     """Policy-like (reset / select_action) scripted expert for `(On object target)` goals."""
 
-    def __init__(self, env: LiberoEnv, seed: Optional[int] = None):
+    def __init__(self, env: LiberoEnv):
         self.env = env
-        inner = env._env.env
-        goals = inner.parsed_problem["goal_state"]
+        goals = self._inner.parsed_problem["goal_state"]
         on = [g for g in goals if g[0].lower() == "on"]
         if len(on) != 1 or len(goals) != 1:
             raise NotImplementedError(f"the scripted expert handles one (On object target) goal; task "
                                       f"{env.task.name!r} has goal {goals}")
         _, self.obj_name, self.target_name = on[0]
-        self.rng = np.random.default_rng(seed)
         self.reset()
 
     # ------------------------------------------------------------------ scene queries

@@ -25,9 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-CHECKPOINT_NAMES = ("last", "best")
-
-
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,11 +80,13 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pre
             f"  unexpected: {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
 
 
-def resolve_checkpoint(path: str | Path, name: str = "last") -> Path:
-    """A checkpoint file, a run directory, or its checkpoints/ folder -> the checkpoint file."""
+def resolve_checkpoint(path: str | Path, name: str | tuple[str, ...] = "last") -> Path:
+    """A checkpoint file, a run directory, or its checkpoints/ folder -> the checkpoint file.
+    `name` may list names in order of preference, e.g. ("best", "last")."""
     path = Path(path)
+    names = (name,) if isinstance(name, str) else name
     candidates = [path] if path.is_file() else [
-        path / "checkpoints" / f"{name}.pt", path / f"{name}.pt"]
+        folder / f"{n}.pt" for n in names for folder in (path / "checkpoints", path)]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -96,7 +95,7 @@ def resolve_checkpoint(path: str | Path, name: str = "last") -> Path:
         f"file or a run directory <log_dir>/<exp_name>")
 
 
-def load_checkpoint(path: str | Path, name: str = "last") -> dict:
+def load_checkpoint(path: str | Path, name: str | tuple[str, ...] = "last") -> dict:
     file = resolve_checkpoint(path, name)
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=False)

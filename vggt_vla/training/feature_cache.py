@@ -54,7 +54,8 @@ class FeatureCache:
         return self.filled[frame_ids]
 
     def load(self, frame_ids: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(self.features[frame_ids], dtype=np.float32))  # [n, V, h*w, C]
+        """float16 features [n, V, h*w, C], as stored: widen them on the device, after the copy."""
+        return torch.from_numpy(np.asarray(self.features[frame_ids]))
 
     def store(self, frame_ids: np.ndarray, feats: torch.Tensor) -> None:
         """feats [n, V, h*w, C] for frames `frame_ids`."""
@@ -65,9 +66,4 @@ class FeatureCache:
         self.features[frame_ids] = feats.detach().to(torch.float16).cpu().numpy()
         self.features.flush()  # features on disk before their flags: a crash never marks garbage
         self.filled[frame_ids] = True
-        self.filled.flush()
-
-    def flush(self) -> None:
-        if self.features is not None:
-            self.features.flush()
         self.filled.flush()

@@ -29,6 +29,7 @@ import yaml
 from torch.utils.data import DataLoader, Sampler
 
 from vggt_vla.config import Config, config_from_dict
+from vggt_vla.data.lerobot import to_device
 from vggt_vla.models.vla_model import VLAModel
 from vggt_vla.training.checkpoint import (atomic_torch_save, load_checkpoint, load_model_state, model_state,
                                           rng_state, set_rng_state)
@@ -62,10 +63,6 @@ class EpochSampler(Sampler):
         return len(self.indices)
 
 
-def to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -84,7 +81,7 @@ class Trainer:
             saved = config_from_dict(self.resume_ckpt["config"])
             if dataclasses.asdict(saved.model) != dataclasses.asdict(cfg.model):
                 raise ValueError(f"--resume {resume}: the model config differs from the checkpoint's; resume "
-                                 f"with the run's own config ({Path(resume) / 'config.yaml'})")
+                                 f"with the run's own config ({Path(self.resume_ckpt['path']).parents[1] / 'config.yaml'})")
         self.cfg = cfg
         t = cfg.train
         device = resolve_device(t.device)
@@ -112,9 +109,9 @@ class Trainer:
             model.backbone.gradient_checkpointing = True
         self.pretrained_parts = model.pretrained_parts()
         optimizer = build_optimizer(model, t.lr, t.weight_decay)
-        self.steps_per_epoch = math.ceil(len(self.train_set) / self.accelerator.num_processes
-                                         / t.batch_size / t.accumulation_steps)
-        self.total_steps = t.max_steps or self.steps_per_epoch * t.num_epochs
+        steps_per_epoch = math.ceil(len(self.train_set) / self.accelerator.num_processes
+                                    / t.batch_size / t.accumulation_steps)
+        self.total_steps = t.max_steps or steps_per_epoch * t.num_epochs
         scheduler = warmup_cosine(optimizer, min(t.warmup_steps, self.total_steps // 2), self.total_steps,
                                   t.min_lr_ratio)
         self.step, self.epoch, self.batch_in_epoch, self.best_l1 = 0, 0, 0, math.inf
@@ -301,10 +298,11 @@ class Trainer:
             self._log_train(grad_norm)
         if t.image_every and self.step % t.image_every == 0:
             self._log_panel(batch)
-        if t.eval_every and self.step % t.eval_every == 0:
+        final = self.step == self.total_steps  # fit() validates and saves there, once
+        if t.eval_every and self.step % t.eval_every == 0 and not final:
             self._check_finite()
             val = self._validate_and_keep_best()
-        if self.step % t.save_every == 0:
+        if self.step % t.save_every == 0 and not final:
             self._check_finite()
             self.save("last")
         if self._bar is not None:
@@ -355,7 +353,7 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         model.eval()
         rng = rng_state()
-        one = {k: v[:1] if torch.is_tensor(v) else v[:1] for k, v in batch.items()}
+        one = {k: v[:1] for k, v in batch.items()}
         pred = model.predict_action_chunk(one, generator=torch.Generator(device=self.device).manual_seed(0))
         set_rng_state(rng)
         model.train()
