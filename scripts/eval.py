@@ -4,6 +4,8 @@
     python scripts/eval.py --checkpoint logs/demo                              # its own val split
     python scripts/eval.py --checkpoint logs/demo --dataset data/demo --json eval.json --plots plots/
     python scripts/eval.py --checkpoint logs/demo --sim demo --episodes 50
+    python scripts/eval.py --checkpoint logs/demo --probe_modalities            # which inputs it uses
+    python scripts/eval.py --checkpoint logs/demo --sim demo --ablate images    # a control: blind it
     python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
     python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
 
@@ -29,11 +31,17 @@ def main(argv=None) -> int:
     parser.add_argument("--sim", help="closed-loop evaluation in this simulator (e.g. demo)")
     parser.add_argument("--episodes", type=int, default=50, help="closed-loop episodes")
     parser.add_argument("--seed", type=int, help="first episode seed (closed loop)")
+    parser.add_argument("--ablate", nargs="+", choices=["images", "instruction"], default=[],
+                        help="closed loop, a control: hide the camera images (uniform grey) or the "
+                             "instruction (empty string) from the policy")
     parser.add_argument("--n_action_steps", type=int, default=5, help="actions executed per predicted chunk")
     parser.add_argument("--temporal_ensemble", type=float, metavar="COEFF",
                         help="temporal ensembling with this coefficient instead of the action queue")
     parser.add_argument("--max_batches", type=int, help="offline: at most this many batches")
     parser.add_argument("--plots", help="offline: write per-episode action-trace PNGs here")
+    parser.add_argument("--probe_modalities", action="store_true",
+                        help="offline: how much the predicted chunk moves when each input alone (each camera, "
+                             "the instruction, the state) is shuffled across a batch of validation frames")
     parser.add_argument("--json", help="where to write the results")
     parser.add_argument("--device", default="auto")
     lib = parser.add_argument_group("LIBERO (--sim libero)")
@@ -50,6 +58,8 @@ def main(argv=None) -> int:
     lib.add_argument("--videos", metavar="DIR", help="write MP4s of the first --videos_per_task episodes per task")
     lib.add_argument("--videos_per_task", type=int, default=2)
     args = parser.parse_args(argv)
+    if args.ablate and args.sim != "demo":
+        parser.error("--ablate is a closed-loop control for --sim demo")
     if args.sim == "libero":
         return _libero(args, parser)
     if args.policy == "scripted":
@@ -63,12 +73,21 @@ def main(argv=None) -> int:
     policy = Policy.from_pretrained(args.checkpoint, device=args.device, n_action_steps=args.n_action_steps,
                                     temporal_ensemble_coeff=args.temporal_ensemble)
     run_dir = Path(policy.checkpoint_path).parent.parent
-    if args.sim:
-        result = closed_loop_eval(policy, args.sim, args.episodes, args.seed)
+    if args.probe_modalities:
+        from vggt_vla.modality_probe import format_probe, probe_modalities
+
+        if args.sim:
+            parser.error("--probe_modalities is offline; drop --sim")
+        result = probe_modalities(policy, args.dataset)
+        print(format_probe(result))
+        default_json = run_dir / "eval_probe.json"
+    elif args.sim:
+        result = closed_loop_eval(policy, args.sim, args.episodes, args.seed, tuple(args.ablate))
         low, high = result["ci95"]
-        print(f"{args.sim}: success {result['success_rate']:.1%} ({result['successes']}/{result['episodes']}), "
+        hidden = f" with {' and '.join(args.ablate)} hidden" if args.ablate else ""
+        print(f"{args.sim}{hidden}: success {result['success_rate']:.1%} ({result['successes']}/{result['episodes']}), "
               f"95% CI [{low:.1%}, {high:.1%}]")
-        default_json = run_dir / f"eval_{args.sim}.json"
+        default_json = run_dir / f"eval_{args.sim}{''.join('_no_' + a for a in args.ablate)}.json"
     else:
         plots = args.plots or str(run_dir / "eval_plots")
         result = offline_eval(policy, args.dataset, max_batches=args.max_batches, plot_dir=plots)

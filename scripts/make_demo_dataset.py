@@ -16,14 +16,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vggt_vla.data.demo import make_demo_dataset  # noqa: E402
+from vggt_vla.data.demo import DEFAULT_EPISODES, make_demo_dataset  # noqa: E402
 from vggt_vla.sim.demo_env import TASK_TYPES  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="dataset root to create")
-    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=DEFAULT_EPISODES)
     parser.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i")
     parser.add_argument("--video", action="store_true", help="store cameras as mp4 (AV1) instead of PNG")
     parser.add_argument("--codec", default=None, help="video encoder (default: the AV1 encoder PyAV has)")

@@ -216,3 +216,90 @@ def test_two_process_accelerate_step_keeps_ranks_in_sync(tiny_qwen3, demo_datase
     assert r0["world"] == r1["world"] == 2 and r0["step"] == r1["step"] == 1
     assert r0["params"].keys() == r1["params"].keys()
     assert all(torch.equal(r0["params"][k], r1["params"][k]) for k in r0["params"])
+
+
+def test_policy_batch_from_an_env_observation_equals_the_training_batch(trained_run, demo_dataset):
+    """Train-time and eval-time preprocessing agree: the dataset's first frame of episode 0 and
+    the policy's batch from env.reset(seed=0) (the same frame, rendered live) are identical."""
+    from vggt_vla.data.lerobot import collate
+    from vggt_vla.data.loader import build_datasets
+    from vggt_vla.policy import Policy
+    from vggt_vla.sim.demo_env import DemoEnv
+
+    policy = Policy.from_pretrained(trained_run, device="cpu")
+    cfg = policy.cfg
+    cfg.data.val_fraction = 0.0
+    train, _, _ = build_datasets(cfg, policy.normalizer, progress=False)
+    row = next(i for i, r in enumerate(train.rows) if train.source.row_episode[r] == 0)
+    want = collate([train[row]])
+    obs = DemoEnv(image_size=32).reset(seed=0)
+    got = policy.batch_from_observations([obs])
+    assert torch.equal(got["images"], want["images"])
+    assert torch.equal(got["state"], want["state"])
+    assert got["instructions"] == want["instructions"]
+
+
+def test_modality_probe_sees_only_what_the_model_reads(trained_run, monkeypatch):
+    from vggt_vla.modality_probe import format_probe, probe_modalities
+    from vggt_vla.policy import Policy
+
+    policy = Policy.from_pretrained(trained_run, device="cpu")
+    result = probe_modalities(policy, batch_size=8, batches=2)
+    names = ["camera observation.images.image", "camera observation.images.wrist_image", "instruction", "state"]
+    assert list(result["inputs"]) == names
+    assert result["action_names"][:2] == ["dx", "dy"] and result["varying_dims"] == [0, 1]
+    assert result["inputs"]["state"]["mean"] > 0
+    # Blind the model to the agent view: shuffling that camera must then change nothing.
+    real = policy.model.predict_action_chunk
+
+    def blind(batch, generator=None):
+        images = batch["images"].clone()
+        images[:, 0] = 0.5
+        return real({**batch, "images": images}, generator)
+
+    monkeypatch.setattr(policy.model, "predict_action_chunk", blind)
+    blinded = probe_modalities(policy, batch_size=8, batches=2)
+    assert blinded["inputs"]["camera observation.images.image"]["mean"] == 0.0
+    assert blinded["inputs"]["state"]["mean"] == pytest.approx(result["inputs"]["state"]["mean"])
+    assert "instruction" in format_probe(blinded)
+
+
+def test_eval_cli_probe_modalities(trained_run, tmp_path):
+    out = run_script("scripts/eval.py", "--checkpoint", str(trained_run), "--probe_modalities",
+                     "--json", str(tmp_path / "p.json"), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert "camera observation.images.wrist_image" in out.stdout
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert set(result["inputs"]) >= {"instruction", "state"}
+
+
+def test_ablated_inputs_hide_what_they_name(trained_run):
+    import numpy as np
+
+    from vggt_vla.evaluation import AblatedInputs
+    from vggt_vla.policy import Policy
+    from vggt_vla.sim.demo_env import DemoEnv
+
+    policy = Policy.from_pretrained(trained_run, device="cpu")
+    seen = []
+    policy.select_action = lambda obs: seen.append(obs) or np.zeros(7, dtype=np.float32)
+    obs = DemoEnv(image_size=32).reset(seed=1)
+    AblatedInputs(policy, ("images",)).select_action(obs)
+    for key in policy.cfg.data.camera_keys:
+        assert (seen[-1][key] == 128).all() and not (obs[key] == 128).all()
+    assert seen[-1]["instruction"] == obs["instruction"]
+    AblatedInputs(policy, ("instruction",)).select_action(obs)
+    assert seen[-1]["instruction"] == "" and obs["instruction"] != ""
+    assert np.array_equal(seen[-1]["observation.images.image"], obs["observation.images.image"])
+    with pytest.raises(ValueError, match="state"):
+        AblatedInputs(policy, ("state",))
+
+
+def test_eval_cli_ablation_control(trained_run, tmp_path):
+    out = run_script("scripts/eval.py", "--checkpoint", str(trained_run), "--sim", "demo", "--episodes", "2",
+                     "--ablate", "images", "instruction", "--json", str(tmp_path / "a.json"), "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    assert "with images and instruction hidden" in out.stdout
+    assert json.loads((tmp_path / "a.json").read_text())["ablate"] == ["images", "instruction"]
+    out = run_script("scripts/eval.py", "--checkpoint", str(trained_run), "--ablate", "images")
+    assert out.returncode == 2 and "--sim demo" in out.stderr

@@ -123,3 +123,64 @@ def test_bad_batches_get_clear_errors(tiny_qwen3):
         model.predict_action_chunk({**batch, "images": torch.rand(2, 3, 3, 32, 32)})
     with pytest.raises(ValueError, match="multiple of the patch size"):
         model.predict_action_chunk({**batch, "images": torch.rand(2, 2, 3, 30, 30)})
+
+
+def test_language_film_starts_as_identity_and_then_conditions_vision_on_the_instruction(tiny_qwen3):
+    torch.manual_seed(0)
+    cfg = tiny_config(tiny_qwen3, language_film=True)
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg)
+    batch["images"][1] = batch["images"][0]  # same pixels, different instructions
+    plain = model.vision(batch["images"]).tokens + model.token_type.weight[0]  # [B, N, D]
+    assert torch.allclose(model.fusion_inputs(batch).vision, plain, atol=1e-6)  # zero-initialised
+    torch.nn.init.normal_(model.film.to_scale_shift.weight, std=0.1)
+    vision = model.fusion_inputs(batch).vision  # [2, N, D]
+    assert not torch.allclose(vision[0], vision[1], atol=1e-3)
+    loss, _ = model(batch)
+    loss.backward()
+    assert model.film.to_scale_shift.weight.grad.abs().sum() > 0
+
+
+def test_conv_patch_stem_keeps_the_patch_grid(tiny_qwen3):
+    from vggt_vla.config import ConfigError
+
+    cfg = tiny_config(tiny_qwen3, vision={"patch_stem": "conv"})
+    model = VLAModel(cfg.model).eval()
+    batch = make_batch(cfg)
+    assert model.fusion_inputs(batch).vision.shape == (2, 2 * 16, 32)  # 4x4 patches per camera
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.vision.backbone.proj) == 4  # 3 strided + 1x1
+    with pytest.raises(ConfigError, match="power of 2"):
+        tiny_config(tiny_qwen3, vision={"patch_stem": "conv", "patch_size": 12, "image_size": 36})
+
+
+def test_spatial_keypoints_find_where_a_feature_peaks():
+    from vggt_vla.models.keypoints import SpatialKeypoints, patch_centres
+
+    centres = patch_centres(2, 4)
+    assert centres[0].tolist() == [-0.75, -0.5] and centres[-1].tolist() == [0.75, 0.5]  # x right, y down
+    kp = SpatialKeypoints(dim=8, num_keypoints=2)
+    with torch.no_grad():
+        kp.norm.weight.fill_(1.0)
+        kp.score.weight.zero_()
+        kp.score.bias.zero_()
+        kp.score.weight[0, 0] = 50.0  # keypoint 0 follows channel 0
+    vision = torch.zeros(1, 2 * 8, 8)  # two cameras of 2x4 patches
+    vision[0, 6, 0] = 1.0  # camera 0, row 1, column 2
+    vision[0, 8 + 1, 0] = 1.0  # camera 1, row 0, column 1
+    points = kp.keypoints(vision, (2, 4), num_cameras=2)  # [1, 2, 2, 2]
+    assert torch.allclose(points[0, 0, 0], torch.tensor([0.25, 0.5]), atol=1e-3)
+    assert torch.allclose(points[0, 1, 0], torch.tensor([-0.25, -0.5]), atol=1e-3)
+    assert torch.allclose(points[0, 0, 1], torch.zeros(2), atol=1e-5)  # a flat score: the grid's centre
+
+
+@pytest.mark.parametrize("num_cameras", [1, 2])
+def test_keypoint_tokens_join_what_the_head_reads(tiny_qwen3, num_cameras):
+    torch.manual_seed(0)
+    cfg = tiny_config(tiny_qwen3, spatial_keypoints=4, language_film=True)
+    model = VLAModel(cfg.model)
+    batch = make_batch(cfg, batch_size=3, num_cameras=num_cameras)
+    assert model.encode(batch).shape == (3, 4 + 2, 32)  # 4 queries + one token per camera slot
+    assert model.predict_action_chunk(batch).shape == (3, 5, 7)
+    loss, _ = model(batch)
+    loss.backward()
+    assert model.keypoints.score.weight.grad.abs().sum() > 0  # the head's loss reaches the keypoints

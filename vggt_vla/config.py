@@ -80,6 +80,9 @@ class VisionConfig:
     image_size: int = 224
     # Patch size of the from-scratch patch embedding (the tower's own patch size is used otherwise).
     patch_size: int = 16
+    # From-scratch patch embedding: "linear" (one Conv2d, kernel = stride = patch_size) or "conv"
+    # (3x3 stride-2 convolutions down to the patch grid; patch_size must be a power of 2).
+    patch_stem: Literal["linear", "conv"] = "linear"
     # Size of the learned camera-embedding table; a batch may carry 1..num_cameras cameras.
     num_cameras: int = 2
 
@@ -87,6 +90,11 @@ class VisionConfig:
         _check_positive("vision.image_size", self.image_size)
         _check_positive("vision.patch_size", self.patch_size)
         _check_positive("vision.num_cameras", self.num_cameras)
+        _check_choice("vision.patch_stem", self.patch_stem, ("linear", "conv"))
+        if self.patch_stem == "conv":
+            _check(self.patch_size >= 2 and self.patch_size & (self.patch_size - 1) == 0,
+                   f"vision.patch_stem=conv halves the resolution per layer, so vision.patch_size must be "
+                   f"a power of 2 (e.g. 8 or 16), got {self.patch_size}")
         if not self.use_vision_tower:
             _check(
                 self.image_size % self.patch_size == 0,
@@ -231,6 +239,13 @@ class ModelConfig:
     state_dim: int = 8
     # Fusion backbone: "simple" (graph conv + attention) or "vggt" (pretrained VGGT aggregator).
     backbone: Literal["simple", "vggt"] = "simple"
+    # FiLM the vision tokens with the pooled instruction before fusion (models/film.py), so a
+    # patch showing the named object can stand out in its own features.
+    language_film: bool = False
+    # Spatial soft-argmax keypoints per camera (models/keypoints.py): K learned features, each
+    # read as the (x, y) where it peaks on the patch grid; one token per camera joins the query
+    # outputs the action head reads. 0 disables them.
+    spatial_keypoints: int = 0
     vision: VisionConfig = field(default_factory=VisionConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     simple_backbone: SimpleBackboneConfig = field(default_factory=SimpleBackboneConfig)
@@ -241,6 +256,8 @@ class ModelConfig:
         _check_positive("model.dim", self.dim)
         _check_positive("model.num_action_queries", self.num_action_queries)
         _check(self.state_dim >= 0, f"model.state_dim must be >= 0 (0 = no state), got {self.state_dim}")
+        _check(self.spatial_keypoints >= 0, f"model.spatial_keypoints must be >= 0 (0 = off), "
+                                            f"got {self.spatial_keypoints}")
         _check_choice("model.backbone", self.backbone, ("simple", "vggt"))
         if self.backbone == "simple":
             heads = self.simple_backbone.num_heads

@@ -48,11 +48,10 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 # ---------------------------------------------------------------------------------- offline
 
-def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: Optional[int] = None,
-                 batch_size: int = 16, plot_dir: Optional[str] = None, plot_episodes: int = 3) -> dict:
-    """Chunk errors on the validation episodes of the policy's training split (dataset: another
-    root or repo id with the same features; default: the training dataset)."""
-    from vggt_vla.data.lerobot import collate, to_device
+def held_out_frames(policy: Policy, dataset: Optional[str] = None):
+    """(frames, split name): the validation episodes of the policy's training split, or all
+    training frames when the run had none. dataset: another root or repo id with the same
+    features (default: the training dataset)."""
     from vggt_vla.data.loader import build_datasets
 
     cfg = copy.deepcopy(policy.cfg)
@@ -61,8 +60,19 @@ def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: 
     elif dataset is not None:
         cfg.data.dataset_root, cfg.data.dataset_repo = None, dataset
     train, val, _ = build_datasets(cfg, policy.normalizer, progress=False)
-    subset = val if val is not None else train
-    split = "validation" if val is not None else "train (the run had no validation split)"
+    if val is not None:
+        return val, "validation"
+    return train, "train (the run had no validation split)"
+
+
+def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: Optional[int] = None,
+                 batch_size: int = 16, plot_dir: Optional[str] = None, plot_episodes: int = 3) -> dict:
+    """Chunk errors on the validation episodes of the policy's training split (dataset: another
+    root or repo id with the same features; default: the training dataset)."""
+    from vggt_vla.data.lerobot import collate, to_device
+
+    subset, split = held_out_frames(policy, dataset)
+    cfg = policy.cfg
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     key = cfg.data.action_key
     errors, norm_errors = ChunkErrors(), ChunkErrors()
@@ -127,16 +137,49 @@ def run_demo(policy: Policy, episodes: int, seed: int = EVAL_SEEDS.start) -> lis
 SIMULATORS: dict[str, Callable[[Policy, int, int], list[bool]]] = {"demo": run_demo}
 
 
-def closed_loop_eval(policy: Policy, sim: str, episodes: int, seed: Optional[int] = None) -> dict:
+ABLATIONS = ("images", "instruction")
+
+
+class AblatedInputs:
+    """A policy run as a control experiment: every camera image replaced by uniform grey
+    ("images"), or the instruction by an empty string ("instruction"). A policy that reads its
+    images should then fall to about the random baseline; one that reads the instruction, to
+    about the chance of picking the named object."""
+
+    def __init__(self, policy: Policy, ablate: tuple[str, ...]):
+        bad = [a for a in ablate if a not in ABLATIONS]
+        if bad:
+            raise ValueError(f"cannot ablate {bad}; choose from {list(ABLATIONS)}")
+        self.policy, self.ablate = policy, tuple(ablate)
+
+    def reset(self) -> None:
+        self.policy.reset()
+
+    def select_action(self, obs: dict) -> np.ndarray:
+        obs = dict(obs)
+        if "images" in self.ablate:
+            for key in self.policy.cfg.data.camera_keys:
+                obs[key] = np.full_like(np.asarray(obs[key]), 128)
+        if "instruction" in self.ablate:
+            obs["instruction"] = ""
+            obs.pop("task", None)
+        return self.policy.select_action(obs)
+
+
+def closed_loop_eval(policy: Policy, sim: str, episodes: int, seed: Optional[int] = None,
+                     ablate: tuple[str, ...] = ()) -> dict:
+    """Success rate with its 95% Wilson interval. ablate: inputs hidden from the policy (a
+    control experiment; see AblatedInputs)."""
     if sim not in SIMULATORS:
         raise ValueError(f"unknown simulator {sim!r}; available: {sorted(SIMULATORS)}")
     run = SIMULATORS[sim]
-    results = run(policy, episodes) if seed is None else run(policy, episodes, seed)
+    actor = AblatedInputs(policy, ablate) if ablate else policy
+    results = run(actor, episodes) if seed is None else run(actor, episodes, seed)
     wins = int(sum(results))
     low, high = wilson_interval(wins, len(results))
     return {"sim": sim, "episodes": len(results), "successes": wins, "success_rate": wins / max(1, len(results)),
             "ci95": [low, high], "n_action_steps": policy.n_action_steps,
-            "temporal_ensemble_coeff": policy.temporal_ensemble_coeff}
+            "temporal_ensemble_coeff": policy.temporal_ensemble_coeff, "ablate": list(ablate)}
 
 
 # ---------------------------------------------------------------------------------- LIBERO

@@ -169,7 +169,7 @@ def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
     model.eval()
     with torch.no_grad():
         inputs = model.fusion_inputs(batch)
-        cond = model.backbone(inputs)
+        cond = model.encode(batch)
         chunk = model.predict_action_chunk(batch)
         loss, _ = model(batch)
     h, w = inputs.grid
@@ -194,7 +194,7 @@ def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
         "images": list(batch["images"].shape),
         "vision_tokens": list(inputs.vision.shape),
         "language_tokens": list(inputs.language.shape),
-        "query_outputs": list(cond.shape),
+        "head_inputs (query outputs + keypoint tokens)": list(cond.shape),
         "action_chunk": list(chunk.shape),
         "loss": list(loss.shape),
     }

@@ -2,7 +2,8 @@
 
 Three ways to turn one image into patch features, chosen by VisionConfig:
 
-* PatchEmbedding  - Conv2d patchify + fixed 2-D sin-cos positions, trained from scratch;
+* PatchEmbedding  - Conv2d patchify (or a small conv stem) + fixed 2-D sin-cos positions,
+                    trained from scratch;
 * HFVisionTower   - a pretrained transformers tower (DINOv2, CLIP, SigLIP vision models);
 * TimmVisionTower - a pretrained timm ViT ("timm/<name>", e.g. timm/vit_small_patch14_dinov2).
 
@@ -54,14 +55,32 @@ def sincos_2d(h: int, w: int, dim: int, device=None) -> torch.Tensor:
     return torch.cat([r.sin(), r.cos(), c.sin(), c.cos()], dim=1)  # [h*w, dim]
 
 
-class PatchEmbedding(nn.Module):
-    """Conv2d patchify + 2-D sin-cos positions. Any image size divisible by the patch size."""
+def conv_stem(patch_size: int, dim: int) -> nn.Sequential:
+    """3x3 stride-2 convolutions down to one cell per patch, then a 1x1 projection to dim
+    ("early convolutions", Xiao et al. 2021). Unlike a linear patchify, the features of a small
+    object (its shape, its edges) do not depend on where the patch borders cut it."""
+    layers, width_in = [], 3
+    n = patch_size.bit_length() - 1  # patch_size is a power of 2 (checked by VisionConfig)
+    for i in range(n):
+        width = max(16, dim >> (n - 1 - i))  # ..., dim/4, dim/2, dim
+        layers += [nn.Conv2d(width_in, width, kernel_size=3, stride=2, padding=1), nn.GELU()]
+        width_in = width
+    layers.append(nn.Conv2d(width_in, dim, kernel_size=1))
+    return nn.Sequential(*layers)
 
-    def __init__(self, patch_size: int, dim: int):
+
+class PatchEmbedding(nn.Module):
+    """Patchify (a linear Conv2d, or a small conv stem) + 2-D sin-cos positions. Any image size
+    divisible by the patch size."""
+
+    def __init__(self, patch_size: int, dim: int, stem: str = "linear"):
         super().__init__()
         self.patch_size = patch_size
         self.out_dim = dim
-        self.proj = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+        if stem == "conv":
+            self.proj = conv_stem(patch_size, dim)
+        else:
+            self.proj = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
         # ImageNet statistics: a sane centring for pixels in [0, 1] even when training from scratch.
         mean, std = IMAGENET
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -166,7 +185,7 @@ class VisionEncoder(nn.Module):
         super().__init__()
         self.cfg = cfg
         if not cfg.use_vision_tower:
-            self.backbone = PatchEmbedding(cfg.patch_size, dim)
+            self.backbone = PatchEmbedding(cfg.patch_size, dim, cfg.patch_stem)
         elif cfg.vision_tower_name.startswith(TIMM_PREFIX):
             self.backbone = TimmVisionTower(cfg.vision_tower_name, cfg.image_size, random_weights)
         else:

@@ -1,10 +1,12 @@
 """VLAModel: the whole policy network, composed top-down.
 
     images [B,V,3,H,W] -> VisionEncoder   -> vision tokens   [B, V*h*w, D] + type 0
+                          (optional FiLM by the pooled instruction: model.language_film)
     instructions       -> LanguageEncoder -> language tokens [B, L, D]     + type 1   (+ mask)
     state [B,S]        -> Linear          -> state token     [B, 1, D]     + type 2   (optional)
     action queries     (learned)          ->                 [B, Q, D]     + type 3
-        -> backbone (simple | vggt) -> query outputs [B, Q, D] -> action head -> [B, T, A]
+        -> backbone (simple | vggt) -> query outputs [B, Q, D] ─┐
+    vision tokens -> SpatialKeypoints (optional) -> [B, V, D] ──┴─> action head -> [B, T, A]
 
 A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instructions`` list[str], optional
 ``state`` [B,S]; for training ``actions`` [B,T,A] and ``action_pad_mask`` [B,T] (True = padded
@@ -23,6 +25,8 @@ import torch.nn as nn
 
 from vggt_vla.config import ModelConfig
 from vggt_vla.models.action_head import build_action_head
+from vggt_vla.models.film import LanguageFiLM
+from vggt_vla.models.keypoints import SpatialKeypoints
 from vggt_vla.models.language_encoder import LanguageEncoder
 from vggt_vla.models.simple_backbone import SimpleVGGTBackbone
 from vggt_vla.models.tokens import ACTION_QUERY, LANGUAGE, NUM_TOKEN_TYPES, STATE, VISION, FusionInputs
@@ -45,10 +49,13 @@ class VLAModel(nn.Module):
         self.backbone = build_backbone(cfg, random_weights)
         self.vision = VisionEncoder(cfg.vision, cfg.dim, random_weights)
         self.language = LanguageEncoder(cfg.language, cfg.dim, random_weights)
+        self.film = LanguageFiLM(cfg.dim) if cfg.language_film else None
         self.state_proj = nn.Linear(cfg.state_dim, cfg.dim) if cfg.state_dim > 0 else None
         self.token_type = nn.Embedding(NUM_TOKEN_TYPES, cfg.dim)
         self.action_queries = nn.Parameter(torch.randn(cfg.num_action_queries, cfg.dim) * 0.02)  # [Q, D]
-        self.head = build_action_head(cfg.action_head, cfg.dim, cfg.num_action_queries)
+        self.keypoints = SpatialKeypoints(cfg.dim, cfg.spatial_keypoints) if cfg.spatial_keypoints else None
+        num_cond = cfg.num_action_queries + (cfg.vision.num_cameras if self.keypoints is not None else 0)
+        self.head = build_action_head(cfg.action_head, cfg.dim, num_cond)
 
     # ---------------------------------------------------------------- batch checks
     def _check_batch(self, batch: dict, training: bool) -> None:
@@ -85,13 +92,16 @@ class VLAModel(nn.Module):
         types = self.token_type.weight  # [4, D]
         vision = self.vision(images, batch.get("frame_index"))
         language, language_mask = self.language(batch["instructions"])  # [B, L, D], [B, L]
+        vision_tokens = vision.tokens  # [B, V*h*w, D]
+        if self.film is not None:
+            vision_tokens = self.film(vision_tokens, language, language_mask)  # [B, V*h*w, D]
         state = None
         if self.state_proj is not None:
             state = self.state_proj(batch["state"].float())[:, None, :] + types[STATE]  # [B, 1, D]
         queries = self.action_queries.expand(B, -1, -1) + types[ACTION_QUERY]  # [B, Q, D]
         return FusionInputs(
             images=images,
-            vision=vision.tokens + types[VISION],  # [B, V*h*w, D]
+            vision=vision_tokens + types[VISION],  # [B, V*h*w, D]
             grid=vision.grid,
             language=language + types[LANGUAGE],  # [B, L, D]
             language_mask=language_mask,
@@ -100,14 +110,23 @@ class VLAModel(nn.Module):
         )
 
     def encode(self, batch: dict) -> torch.Tensor:
-        """batch -> action-query outputs ("global features") [B, Q, D]."""
-        return self.backbone(self.fusion_inputs(batch))
+        """batch -> what the action head reads: the action-query outputs [B, Q, D], followed by
+        one keypoint token per camera slot [B, V_max, D] when model.spatial_keypoints > 0."""
+        inputs = self.fusion_inputs(batch)
+        cond = self.backbone(inputs)  # [B, Q, D]
+        if self.keypoints is None:
+            return cond
+        points = self.keypoints(inputs.vision, inputs.grid, inputs.num_cameras)  # [B, V, D]
+        missing = self.cfg.vision.num_cameras - inputs.num_cameras  # a batch may carry fewer cameras
+        if missing:
+            points = torch.cat([points, points.new_zeros(points.shape[0], missing, points.shape[2])], dim=1)
+        return torch.cat([cond, points], dim=1)  # [B, Q + V_max, D]
 
     # ---------------------------------------------------------------- API
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Training: batch with actions -> (scalar loss, metrics of detached tensors)."""
         self._check_batch(batch, training=True)
-        cond = self.encode(batch)  # [B, Q, D]
+        cond = self.encode(batch)  # [B, Q (+ V_max), D]
         pad_mask = batch["action_pad_mask"].bool()  # [B, T]
         loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
         return loss, {"loss": loss.detach(), **metrics}
