@@ -80,3 +80,14 @@ def test_no_fallback_is_a_clear_error():
     cfg = LanguageConfig(language_model="missing-org/only", fallback_language_model=None)
     with pytest.raises(PretrainedUnavailable, match="missing-org/only"):
         LanguageEncoder(cfg, dim=32)
+
+
+def test_an_empty_instruction_gets_one_token(tiny_qwen3):
+    from vggt_vla.config import LanguageConfig
+    from vggt_vla.models.language_encoder import LanguageEncoder
+
+    enc = LanguageEncoder(LanguageConfig(language_model=tiny_qwen3, fallback_language_model=None), dim=16)
+    tokens, mask = enc([""])
+    assert tokens.shape == (1, 1, 16) and mask.tolist() == [[True]]
+    tokens, mask = enc(["", "move to the red cube"])
+    assert tokens.shape[0] == 2 and mask[0].sum() == 1

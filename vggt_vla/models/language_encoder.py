@@ -89,6 +89,9 @@ class LanguageEncoder(nn.Module):
         device = self.proj.weight.device
         ids = enc["input_ids"].to(device)  # [B, L]
         mask = enc["attention_mask"].to(device).bool()  # [B, L]
+        if ids.shape[1] == 0:  # empty instructions and a tokenizer that adds no special tokens
+            ids = torch.full((len(texts), 1), self.tokenizer.pad_token_id, dtype=torch.long, device=device)
+            mask = torch.ones_like(ids, dtype=torch.bool)  # [B, 1]: the pad token stands for ""
         self.num_lm_forwards += 1
         hidden = self.model(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # [B, L, H]
         return hidden.float(), mask

@@ -83,8 +83,12 @@ def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
         ("language.model", *count(model.language.model)),
         ("language.proj", *count(model.language.proj)),
     ]
+    if model.film is not None:
+        rows.append(("film", *count(model.film)))
     if model.state_proj is not None:
         rows.append(("state_proj", *count(model.state_proj)))
+    if model.keypoints is not None:
+        rows.append(("keypoints", *count(model.keypoints)))
     rows += [
         ("token_type+action_queries", count(model.token_type)[0] + model.action_queries.numel(),
          count(model.token_type)[1] + model.action_queries.numel()),
