@@ -40,8 +40,8 @@ python scripts/test_model.py --config "$CONFIG" --repeats 1
 
 echo "== 2/4 data   [${SECONDS}s]"
 if [ "$IS_DEMO" = 1 ]; then
-  # The recipe trains on vggt_vla.data.demo.DEFAULT_EPISODES episodes. The dataset is a pure
-  # function of its seed, so one of another size (an older default) is rewritten, not trained on.
+  # The recipe trains on vggt_vla.data.demo.DEFAULT_EPISODES episodes. A dataset of another size
+  # (an older default, or one written by hand) is neither trained on nor replaced: we stop.
   HAVE=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_episodes"])' "$DATA_ROOT/meta/info.json" 2>/dev/null || echo 0)
   WANT=$(python -c 'from vggt_vla.data.demo import DEFAULT_EPISODES; print(DEFAULT_EPISODES)')
   if [ "$HAVE" = "$WANT" ]; then
@@ -49,8 +49,13 @@ if [ "$IS_DEMO" = 1 ]; then
   elif [ "$HAVE" = 0 ]; then
     python scripts/make_demo_dataset.py --out "$DATA_ROOT"
   else
-    echo "$DATA_ROOT holds $HAVE episodes, the demo recipe trains on $WANT: writing it again"
-    python scripts/make_demo_dataset.py --out "$DATA_ROOT" --overwrite
+    cat >&2 <<MSG
+error: $DATA_ROOT holds $HAVE episodes, but the demo recipe trains on $WANT. Either
+  * rewrite it:    python scripts/make_demo_dataset.py --out $DATA_ROOT --overwrite
+  * or keep it:    move it elsewhere and run quick_start.sh again (it writes a new one), or
+                   train on it directly: python scripts/train_vla.py --config demo --dataset_root DIR
+MSG
+    exit 2
   fi
 elif [ "$DATA_ROOT" = "-" ]; then
   if ! python -c 'from vggt_vla.models.pretrained import hub_reachable; raise SystemExit(0 if hub_reachable() else 1)'; then

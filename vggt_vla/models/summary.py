@@ -173,7 +173,7 @@ def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
     model.eval()
     with torch.no_grad():
         inputs = model.fusion_inputs(batch)
-        cond = model.encode(batch)
+        cond = model.head_inputs(inputs)
         chunk = model.predict_action_chunk(batch)
         loss, _ = model(batch)
     h, w = inputs.grid

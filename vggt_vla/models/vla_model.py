@@ -110,9 +110,12 @@ class VLAModel(nn.Module):
         )
 
     def encode(self, batch: dict) -> torch.Tensor:
-        """batch -> what the action head reads: the action-query outputs [B, Q, D], followed by
-        one keypoint token per camera slot [B, V_max, D] when model.spatial_keypoints > 0."""
-        inputs = self.fusion_inputs(batch)
+        """batch -> what the action head reads (see head_inputs)."""
+        return self.head_inputs(self.fusion_inputs(batch))
+
+    def head_inputs(self, inputs: FusionInputs) -> torch.Tensor:
+        """Fused tokens -> what the action head reads: the action-query outputs [B, Q, D], followed
+        by one keypoint token per camera slot [B, V_max, D] when model.spatial_keypoints > 0."""
         cond = self.backbone(inputs)  # [B, Q, D]
         if self.keypoints is None:
             return cond
