@@ -70,8 +70,15 @@ def main(argv=None) -> int:
     from vggt_vla.evaluation import closed_loop_eval, offline_eval
     from vggt_vla.policy import Policy
 
-    policy = Policy.from_pretrained(args.checkpoint, device=args.device, n_action_steps=args.n_action_steps,
-                                    temporal_ensemble_coeff=args.temporal_ensemble)
+    from vggt_vla.models.pretrained import PretrainedUnavailable
+    from vggt_vla.training.checkpoint import CheckpointError
+
+    try:
+        policy = Policy.from_pretrained(args.checkpoint, device=args.device, n_action_steps=args.n_action_steps,
+                                        temporal_ensemble_coeff=args.temporal_ensemble)
+    except (CheckpointError, PretrainedUnavailable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     run_dir = Path(policy.checkpoint_path).parent.parent
     if args.probe_modalities:
         from vggt_vla.modality_probe import format_probe, probe_modalities
@@ -87,6 +94,11 @@ def main(argv=None) -> int:
         hidden = f" with {' and '.join(args.ablate)} hidden" if args.ablate else ""
         print(f"{args.sim}{hidden}: success {result['success_rate']:.1%} ({result['successes']}/{result['episodes']}), "
               f"95% CI [{low:.1%}, {high:.1%}]")
+        for category, rows in result["breakdown"].items():
+            for value, row in rows.items():
+                low, high = row["ci95"]
+                print(f"  {category}: {value:<28} {row['success_rate']:6.1%} ({row['successes']}/{row['episodes']}), "
+                      f"[{low:.1%}, {high:.1%}]")
         default_json = run_dir / f"eval_{args.sim}{''.join('_no_' + a for a in args.ablate)}.json"
     else:
         plots = args.plots or str(run_dir / "eval_plots")
@@ -113,6 +125,14 @@ def _libero(args, parser) -> int:
         tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
     except ValueError:
         parser.error(f"--tasks {args.tasks!r} must be comma-separated integers, e.g. 0,1,2")
+    if args.policy == "checkpoint":  # fail here in one line, not in every worker
+        from vggt_vla.training.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
+
+        try:
+            checkpoint_config(load_checkpoint(args.checkpoint, ("best", "last")))
+        except CheckpointError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     spec = LiberoEvalSpec(policy="scripted" if args.policy == "scripted" else args.checkpoint, suite=args.suite,
                           tasks=tasks, episodes_per_task=args.episodes_per_task, workers=args.workers,
                           seed=args.seed or 0, camera_size=args.camera_size, fast_render=args.fast_render,

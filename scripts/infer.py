@@ -27,21 +27,48 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import numpy as np
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
 
-    from vggt_vla.policy import Policy
+    from vggt_vla.models.pretrained import PretrainedUnavailable
+    from vggt_vla.policy import NonFiniteObservation, Policy
+    from vggt_vla.training.checkpoint import CheckpointError
 
-    policy = Policy.from_pretrained(args.checkpoint, device=args.device)
-    cams = policy.cfg.data.camera_keys
     files = [args.image] + ([args.wrist] if args.wrist else [])
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:  # before the (slow) model load
+        print(f"error: no image file {', '.join(missing)}", file=sys.stderr)
+        return 2
+    frames = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                frames.append(np.asarray(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError) as err:
+            print(f"error: cannot read image {f}: {err}", file=sys.stderr)
+            return 2
+    try:
+        policy = Policy.from_pretrained(args.checkpoint, device=args.device)
+    except (CheckpointError, PretrainedUnavailable) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    cams = policy.cfg.data.camera_keys
     if len(files) != len(cams):
         parser.error(f"the policy uses {len(cams)} camera(s) {cams}; give "
                      f"{'--image and --wrist' if len(cams) == 2 else '--image only'}")
-    obs = {key: np.asarray(Image.open(f).convert("RGB")) for key, f in zip(cams, files)}
+    obs = dict(zip(cams, frames))
     obs["instruction"] = args.instruction
     if policy.cfg.model.state_dim > 0:
-        obs[policy.cfg.data.state_key] = np.asarray(args.state or [0.0] * policy.cfg.model.state_dim)
-    chunk = policy.predict_action_chunk(obs)
+        state = args.state or [0.0] * policy.cfg.model.state_dim
+        if len(state) != policy.cfg.model.state_dim:
+            print(f"error: --state has {len(state)} values, the policy expects {policy.cfg.model.state_dim}",
+                  file=sys.stderr)
+            return 2
+        obs[policy.cfg.data.state_key] = np.asarray(state)
+    try:
+        chunk = policy.predict_action_chunk(obs)
+    except NonFiniteObservation as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     np.set_printoptions(precision=4, suppress=True, linewidth=120)
     print(f"action chunk {list(chunk.shape)} (rows: future steps):\n{chunk}")
     return 0

@@ -8,7 +8,14 @@
     tensorboard --logdir logs
 
 Everything lands in <log_dir>/<exp_name>/: config.yaml (the resolved config), TensorBoard event
-files, metrics.jsonl, checkpoints/last.pt and checkpoints/best.pt.
+files, metrics.jsonl, checkpoints/last.pt and checkpoints/best.pt. Nothing is written there until
+the config, data and model checks pass, and a run is never overwritten: a directory that holds
+one refuses a new run (--resume it, choose another --exp_name, or --overwrite it), and a second
+training into a directory in use refuses too.
+
+Stopping: Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves checkpoints/last.pt and exits
+(130 / 143); a second Ctrl-C stops at once without saving. --resume continues step for step as if
+never stopped, after a SIGKILL too (from the last periodic save).
 """
 
 from __future__ import annotations
@@ -76,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override any config field, e.g. --set model.simple_backbone.depth=4")
     parser.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT",
                         help="continue a run exactly from its last checkpoint (or a given .pt)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="a new run replaces the run already in <log_dir>/<exp_name> (deleting it)")
     parser.add_argument("--stop_after", type=int, metavar="N",
                         help="leave after N optimizer steps of this invocation (saving last)")
     parser.add_argument("--no_progress", action="store_true", help="no progress bar")
@@ -93,36 +102,50 @@ def overrides_from_args(args) -> list[str]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.overwrite and args.resume:
+        print("error: --overwrite starts a new run, --resume continues one; give one of them", file=sys.stderr)
+        return 2
     config = args.config
     if config is None:
         if not args.resume:
             print("error: give --config NAME_OR_YAML (or --resume RUN_DIR)", file=sys.stderr)
             return 2
-        from vggt_vla.training.checkpoint import resolve_checkpoint
+        from vggt_vla.training.checkpoint import CheckpointError, resolve_checkpoint
 
         try:  # <run>/checkpoints/last.pt -> <run>/config.yaml
             config = str(resolve_checkpoint(args.resume).parent.parent / "config.yaml")
-        except FileNotFoundError as err:
+        except CheckpointError as err:
             print(f"error: --resume: {err}", file=sys.stderr)
             return 2
     cfg = load_config_or_report(config, overrides_from_args(args))
     if cfg is None:
         return 2
 
+    import logging
+
     from vggt_vla.data.meta import DatasetError
     from vggt_vla.models.pretrained import PretrainedUnavailable
+    from vggt_vla.training.checkpoint import CheckpointError
+    from vggt_vla.training.run_dir import RunDirError
     from vggt_vla.training.trainer import Trainer, TrainingDiverged
 
+    handler = logging.StreamHandler()  # the package's own messages ("resumed from ..."), not the libraries'
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("vggt_vla").addHandler(handler)
+    logging.getLogger("vggt_vla").setLevel(logging.INFO)
     try:
-        result = Trainer(cfg, resume=args.resume, progress=not args.no_progress).fit(args.stop_after)
+        trainer = Trainer(cfg, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+        result = trainer.fit(args.stop_after)
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except (DatasetError, PretrainedUnavailable, FileNotFoundError) as err:
+    except (DatasetError, PretrainedUnavailable, CheckpointError, RunDirError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    if result["stopped_by"]:
+        return {"SIGINT": 130, "SIGTERM": 143}[result["stopped_by"]]
     val = result["val"]
     summary = f"step {result['step']}"
     if val:

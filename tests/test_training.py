@@ -69,17 +69,27 @@ def test_run_directory_contents(tiny_qwen3, demo_dataset, tmp_path):
         assert key in keys, key
 
 
-def test_atomic_save_survives_a_crash(tmp_path, monkeypatch):
+@pytest.mark.parametrize("crash_in", ["write", "rename"])
+def test_atomic_save_survives_a_crash(tmp_path, monkeypatch, crash_in):
+    """A crash while the new file is written, or between the write and the rename over the old
+    one, leaves the previous checkpoint loadable and no temp file behind."""
     path = tmp_path / "last.pt"
-    ckpt_mod.atomic_torch_save({"model": {"w": torch.ones(3)}, "config": {}}, path)
+    old = {"model": {"w": torch.ones(3)}, "config": {}, "normalization": {}}
+    ckpt_mod.atomic_torch_save(old, path)
 
-    def crash(obj, f, *args, **kwargs):
+    def half_write(obj, f, *args, **kwargs):
         f.write(b"half a checkpoint")
         raise OSError("disk died mid-save")
 
-    monkeypatch.setattr(ckpt_mod.torch, "save", crash)
-    with pytest.raises(OSError, match="mid-save"):
-        ckpt_mod.atomic_torch_save({"model": {"w": torch.zeros(3)}, "config": {}}, path)
+    def no_rename(src, dst):
+        raise OSError("killed between write and rename")
+
+    if crash_in == "write":
+        monkeypatch.setattr(ckpt_mod.torch, "save", half_write)
+    else:
+        monkeypatch.setattr(ckpt_mod.os, "replace", no_rename)
+    with pytest.raises(OSError, match="mid-save|between write and rename"):
+        ckpt_mod.atomic_torch_save({**old, "model": {"w": torch.zeros(3)}}, path)
     monkeypatch.undo()
     assert torch.equal(ckpt_mod.load_checkpoint(path)["model"]["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
@@ -175,6 +185,8 @@ def test_eval_writes_json(trained_run, tmp_path):
     assert out.returncode == 0, out.stderr
     result = json.loads((tmp_path / "s.json").read_text())
     assert result["episodes"] == 2 and 0 <= result["success_rate"] <= 1
+    for category in ("instruction", "target colour"):  # every episode in one row of each category
+        assert sum(row["episodes"] for row in result["breakdown"][category].values()) == 2
     low, high = result["ci95"]
     assert 0 <= low <= result["success_rate"] <= high <= 1
 
@@ -192,6 +204,17 @@ def test_wilson_interval():
     low, high = wilson_interval(10, 20)
     assert low < 0.5 < high and high - low == pytest.approx(2 * (0.5 - low))
 
+
+
+def test_success_breakdown_by_episode_category():
+    from vggt_vla.evaluation import success_breakdown
+
+    results = [{"success": True, "task": "reach"}, {"success": False, "task": "reach"},
+               {"success": True, "task": "push"}]
+    table = success_breakdown(results)
+    assert set(table) == {"task"}
+    assert table["task"]["reach"]["success_rate"] == 0.5 and table["task"]["reach"]["episodes"] == 2
+    assert table["task"]["push"]["successes"] == 1 and table["task"]["push"]["ci95"][1] == 1.0
 
 
 def test_two_process_accelerate_step_keeps_ranks_in_sync(tiny_qwen3, demo_dataset, tmp_path):

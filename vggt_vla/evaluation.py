@@ -7,9 +7,11 @@ Offline: L1 and MSE per action dimension and per horizon step, in the dataset's 
 (the model's chunk un-normalised), over the validation episodes of the training split, plus a
 PNG per episode of the first predicted action vs the ground truth over the episode.
 
-Closed loop: success rate over N episodes with a 95% Wilson confidence interval. Simulators are
-looked up by name in SIMULATORS: add an entry (a function (policy, episodes, seed) -> list of
-per-episode successes) for another one.
+Closed loop: success rate over N episodes with a 95% Wilson confidence interval, and the same per
+episode category (the demo: each instruction type, and whether another object shares the target's
+colour). Simulators are looked up by name in SIMULATORS: add an entry (a function (policy,
+episodes, seed) -> one dict per episode, {"success": bool, category name: value, ...}) for
+another one.
 
 LIBERO (needs requirements-sim.txt) has its own entry point, `libero_eval(LiberoEvalSpec(...))`:
 episodes from each task's fixed initial states, in parallel processes (each loads the checkpoint,
@@ -124,17 +126,36 @@ def plot_episode_traces(policy: Policy, dataset, out_dir: str, episodes: int) ->
 
 # ---------------------------------------------------------------------------------- closed loop
 
-def run_demo(policy: Policy, episodes: int, seed: int = EVAL_SEEDS.start) -> list[bool]:
-    """The embedded demo environment (vggt_vla/sim/demo_env.py), seeds disjoint from its dataset."""
+def run_demo(policy: Policy, episodes: int, seed: int = EVAL_SEEDS.start) -> list[dict]:
+    """The embedded demo environment (vggt_vla/sim/demo_env.py), seeds disjoint from its dataset.
+    Each episode is tagged with its instruction type and whether the target's colour is unique in
+    the scene (else only its shape tells it apart)."""
     env = DemoEnv()
     results = []
     for k in range(episodes):
         policy.reset()
-        results.append(bool(rollout(env, policy.select_action, seed + k)))
+        success = bool(rollout(env, policy.select_action, seed + k))
+        target = env.objects[env.target]
+        shared = any(o.color == target.color for o in env.objects if o is not target)
+        results.append({"success": success,
+                        "instruction": env.task if env.direction_name is None else f"{env.task} {env.direction_name}",
+                        "target colour": "shared with another object" if shared else "unique"})
     return results
 
 
-SIMULATORS: dict[str, Callable[[Policy, int, int], list[bool]]] = {"demo": run_demo}
+SIMULATORS: dict[str, Callable[[Policy, int, int], list[dict]]] = {"demo": run_demo}
+
+
+def success_breakdown(results: list[dict]) -> dict:
+    """{category: {value: {successes, episodes, success_rate, ci95}}} over the episodes' tags."""
+    table: dict = {}
+    for category in sorted({k for r in results for k in r if k != "success"}):
+        for value in sorted({r[category] for r in results if category in r}):
+            wins = [r["success"] for r in results if r.get(category) == value]
+            low, high = wilson_interval(sum(wins), len(wins))
+            table.setdefault(category, {})[value] = {"successes": int(sum(wins)), "episodes": len(wins),
+                                                     "success_rate": sum(wins) / len(wins), "ci95": [low, high]}
+    return table
 
 
 ABLATIONS = ("images", "instruction")
@@ -175,10 +196,10 @@ def closed_loop_eval(policy: Policy, sim: str, episodes: int, seed: Optional[int
     run = SIMULATORS[sim]
     actor = AblatedInputs(policy, ablate) if ablate else policy
     results = run(actor, episodes) if seed is None else run(actor, episodes, seed)
-    wins = int(sum(results))
+    wins = int(sum(r["success"] for r in results))
     low, high = wilson_interval(wins, len(results))
     return {"sim": sim, "episodes": len(results), "successes": wins, "success_rate": wins / max(1, len(results)),
-            "ci95": [low, high], "n_action_steps": policy.n_action_steps,
+            "ci95": [low, high], "breakdown": success_breakdown(results), "n_action_steps": policy.n_action_steps,
             "temporal_ensemble_coeff": policy.temporal_ensemble_coeff, "ablate": list(ablate)}
 
 

@@ -23,11 +23,16 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vggt_vla.config import Config, config_from_dict
+from vggt_vla.config import Config
 from vggt_vla.data.normalize import Normalizer
 from vggt_vla.data.transforms import ImageTransform
 from vggt_vla.models.vla_model import VLAModel
-from vggt_vla.training.checkpoint import load_checkpoint, load_model_state
+from vggt_vla.training.checkpoint import (checkpoint_config, checkpoint_normalizer, load_checkpoint,
+                                          load_model_state)
+
+
+class NonFiniteObservation(ValueError):
+    """An observation holds NaN or inf."""
 
 
 class Policy:
@@ -49,17 +54,20 @@ class Policy:
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", n_action_steps: int = 5,
                         temporal_ensemble_coeff: Optional[float] = None) -> "Policy":
+        """Raises CheckpointError (one line: file, problem, fix) when the checkpoint is missing,
+        unreadable, foreign, or its weights, config and statistics disagree."""
         ckpt = load_checkpoint(path, ("best", "last"))  # a .pt file as is
-        cfg = config_from_dict(ckpt["config"])
+        cfg = checkpoint_config(ckpt)
+        keys = [cfg.data.action_key] + ([cfg.data.state_key] if cfg.model.state_dim > 0 else [])
+        normalizer = checkpoint_normalizer(ckpt, keys)
         parts = ckpt.get("pretrained_parts", {})
         if "language.model" in parts:  # the model actually used (after any fallback)
             cfg.model.language.language_model = parts["language.model"]
         model = VLAModel(cfg.model)
-        load_model_state(model, ckpt["model"], parts)
+        load_model_state(model, ckpt["model"], parts, source=ckpt["path"])
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        policy = cls(model, cfg, Normalizer.from_dict(ckpt["normalization"]), n_action_steps,
-                     temporal_ensemble_coeff, device)
+        policy = cls(model, cfg, normalizer, n_action_steps, temporal_ensemble_coeff, device)
         policy.checkpoint_path = ckpt["path"]
         return policy
 
@@ -70,11 +78,29 @@ class Policy:
         self._t = 0
 
     # ------------------------------------------------------------------ observations -> batch
+    def check_finite(self, obs: dict) -> None:
+        """Refuse an observation whose state or float images hold NaN/inf: a NaN in gives NaN
+        actions out, and a NaN action must never reach a robot."""
+        data = self.cfg.data
+        keys = list(data.camera_keys) + ([data.state_key] if self.cfg.model.state_dim > 0 else [])
+        for key in keys:
+            value = obs.get(key)
+            if value is None:
+                continue  # batch_from_observations names missing keys
+            arr = np.asarray(value)
+            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                bad = np.argwhere(~np.isfinite(arr.reshape(-1)))[:, 0]
+                raise NonFiniteObservation(
+                    f"observation['{key}'] holds NaN/inf at flat index {bad[:5].tolist()}"
+                    f"{' ...' if len(bad) > 5 else ''}; the policy refuses to act on it (queued actions "
+                    f"are kept). Fix the sensor reading, or hold the last safe action yourself")
+
     def batch_from_observations(self, observations: list[dict]) -> dict:
         """Raw observations -> the model's batch dict (normalised state)."""
         data = self.cfg.data
         images, states, texts = [], [], []
         for obs in observations:
+            self.check_finite(obs)
             missing = [k for k in data.camera_keys if k not in obs]
             if missing:
                 raise KeyError(f"observation lacks camera(s) {missing}; it has {sorted(obs)} "
@@ -104,10 +130,15 @@ class Policy:
         """One observation -> action chunk [T, A] in the dataset's action units."""
         chunk = self.model.predict_action_chunk(self.batch_from_observations([obs]), self.generator)
         chunk = chunk[0].float().cpu().numpy()  # [T, A], normalised
+        if not np.isfinite(chunk).all():
+            raise FloatingPointError(f"the model predicted NaN/inf actions from a finite observation; its "
+                                     f"weights are damaged ({getattr(self, 'checkpoint_path', 'in memory')})")
         return self.normalizer.unnormalize(self.cfg.data.action_key, chunk)
 
     def select_action(self, obs: dict) -> np.ndarray:
-        """The action to execute now, [A]."""
+        """The action to execute now, [A]. A non-finite observation raises NonFiniteObservation
+        even when actions are queued, and leaves the queue as it was."""
+        self.check_finite(obs)
         if self.temporal_ensemble_coeff is not None:
             return self._ensembled_action(obs)
         if not self._queue:

@@ -47,6 +47,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         os.close(dir_fd)
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Replace a small text file in one step (a kill leaves the old or the new one)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -68,16 +76,34 @@ def model_state(model: torch.nn.Module, pretrained_parts: dict[str, str]) -> dic
     return {k: v.detach().cpu() for k, v in model.state_dict().items() if not k.startswith(prefixes)}
 
 
-def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pretrained_parts: dict[str, str]) -> None:
-    """Load a checkpoint's model tensors; only the pretrained parts may be absent from it."""
-    missing, unexpected = model.load_state_dict(state, strict=False)
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: missing, unreadable, foreign, or at odds with its own config.
+    The message is one line: which file, what is wrong, what to do."""
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], pretrained_parts: dict[str, str],
+                     source: str | Path = "checkpoint") -> None:
+    """Load a checkpoint's model tensors; only the pretrained parts may be absent from it.
+    source names the file in the error when the tensors do not fit the model."""
+    expected = model.state_dict()
     prefixes = tuple(p + "." for p in pretrained_parts)
-    missing = [k for k in missing if not k.startswith(prefixes)]
-    if missing or unexpected:
-        raise RuntimeError(
-            "checkpoint does not match the model built from its config:\n"
-            f"  missing: {missing[:10]}{' ...' if len(missing) > 10 else ''}\n"
-            f"  unexpected: {unexpected[:10]}{' ...' if len(unexpected) > 10 else ''}")
+    missing = [k for k in expected if k not in state and not k.startswith(prefixes)]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k in state if k in expected and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or reshaped:
+        problems = []
+        if reshaped:
+            k = reshaped[0]
+            problems.append(f"{len(reshaped)} tensor(s) differ in shape (e.g. {k}: checkpoint "
+                            f"{list(state[k].shape)} vs model {list(expected[k].shape)})")
+        if missing:
+            problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CheckpointError(
+            f"{source}: its weights do not fit the model its config builds: {'; '.join(problems)}. The "
+            f"config or the weights were changed after training; use the checkpoint as train_vla.py wrote it")
+    model.load_state_dict(state, strict=False)
 
 
 def resolve_checkpoint(path: str | Path, name: str | tuple[str, ...] = "last") -> Path:
@@ -90,18 +116,58 @@ def resolve_checkpoint(path: str | Path, name: str | tuple[str, ...] = "last") -
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise FileNotFoundError(
+    raise CheckpointError(
         f"no checkpoint at '{path}' (looked for {', '.join(str(c) for c in candidates)}); pass a .pt "
         f"file or a run directory <log_dir>/<exp_name>")
 
 
+REQUIRED_ENTRIES = ("model", "config", "normalization")
+
+
 def load_checkpoint(path: str | Path, name: str | tuple[str, ...] = "last") -> dict:
+    """Read a checkpoint written by the trainer; CheckpointError (one line) when it cannot be used."""
     file = resolve_checkpoint(path, name)
     try:
         ckpt = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as err:  # a truncated or foreign file: say which
-        raise RuntimeError(f"could not read checkpoint {file}: {type(err).__name__}: {err}") from err
-    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise RuntimeError(f"{file} is not a vggt-vla checkpoint (no 'model'/'config' entries)")
+    except Exception as err:  # a truncated or foreign file: say which, in one line
+        detail = (str(err).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(
+            f"{file}: not a readable checkpoint ({type(err).__name__}: {detail}); it is truncated (an "
+            f"interrupted copy or a full disk) or another kind of file. Use another checkpoint of the "
+            f"run, e.g. checkpoints/best.pt or checkpoints/last.pt") from None
+    missing = [k for k in REQUIRED_ENTRIES if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise CheckpointError(
+            f"{file}: not a vggt-vla checkpoint (no {', '.join(repr(k) for k in missing)} "
+            f"entr{'y' if len(missing) == 1 else 'ies'}); pass a file written by scripts/train_vla.py")
     ckpt["path"] = str(file)
     return ckpt
+
+
+def checkpoint_config(ckpt: dict):
+    """The Config a checkpoint was trained with; CheckpointError if it no longer parses."""
+    from vggt_vla.config import ConfigError, config_from_dict
+
+    try:
+        return config_from_dict(ckpt["config"])
+    except (ConfigError, TypeError, KeyError) as err:
+        raise CheckpointError(f"{ckpt['path']}: its config does not parse with this version of vggt-vla "
+                              f"({err}); use the code version the run was trained with") from None
+
+
+def checkpoint_normalizer(ckpt: dict, keys: list[str]):
+    """The state/action statistics a checkpoint was trained with, covering `keys`."""
+    from vggt_vla.data.normalize import Normalizer
+
+    try:
+        normalizer = Normalizer.from_dict(ckpt["normalization"])
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{ckpt['path']}: its normalisation statistics are damaged "
+                              f"({type(err).__name__}: {err}); restore the checkpoint or retrain") from None
+    lacking = [k for k in keys if k not in normalizer.keys]
+    if lacking:
+        raise CheckpointError(
+            f"{ckpt['path']}: its normalisation statistics have no entry for {lacking} (they cover "
+            f"{normalizer.keys}), so actions cannot be put back in the dataset's units; restore the "
+            f"checkpoint or retrain")
+    return normalizer

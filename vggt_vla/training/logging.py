@@ -6,22 +6,33 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
+from vggt_vla.training.checkpoint import atomic_write_text
+
 
 class RunLogger:
-    """Writes to <run_dir>/ (TensorBoard events) and <run_dir>/metrics.jsonl. Only rank 0 logs."""
+    """Writes to <run_dir>/ (TensorBoard events) and <run_dir>/metrics.jsonl. Only rank 0 logs.
 
-    def __init__(self, run_dir: str | Path, enabled: bool = True):
+    resume_step: the step a resumed run continues from. Whatever was logged after it (by a run
+    killed between two saves) is dropped from metrics.jsonl and purged from TensorBoard, so each
+    step appears once."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True, resume_step: Optional[int] = None):
         self.enabled = enabled
         self.run_dir = Path(run_dir)
         self.writer = None
         if enabled:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(self.run_dir))
-            self.jsonl = open(self.run_dir / "metrics.jsonl", "a")
+            metrics = self.run_dir / "metrics.jsonl"
+            if resume_step is not None and metrics.exists():
+                _drop_rows_after(metrics, resume_step)
+            purge = None if resume_step is None else resume_step + 1
+            self.writer = SummaryWriter(log_dir=str(self.run_dir), purge_step=purge)
+            self.jsonl = open(metrics, "a")
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         if not self.enabled:
@@ -40,6 +51,19 @@ class RunLogger:
         if self.enabled:
             self.writer.close()
             self.jsonl.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep the rows of a metrics.jsonl up to `step` (and drop a line torn by a kill)."""
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if row.get("step", 0) <= step:
+            kept.append(line)
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 TRACE_COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

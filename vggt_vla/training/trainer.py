@@ -10,7 +10,10 @@ shard of every epoch's permutation (EpochSampler), Accelerate wraps the model in
 Exact resume: a checkpoint stores the optimizer step, the epoch and how many batches of it were
 consumed, and the RNG states. The data order depends only on (seed, epoch), drawn from a private
 generator, so the global RNG stream (dropout, flow-matching noise) is the same whether a run was
-interrupted or not.
+interrupted or not. SIGINT (Ctrl-C) and SIGTERM (what cluster schedulers send before a kill) let
+the current optimizer step finish, then save and leave, so a checkpoint always sits on a step
+boundary; after a SIGKILL, --resume starts from the last periodic save and drops the metrics
+logged after it. The run directory rules (never clobbered, one writer) are in run_dir.py.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ import contextlib
 import dataclasses
 import logging
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -28,12 +34,14 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, Sampler
 
-from vggt_vla.config import Config, config_from_dict
+from vggt_vla.config import Config
 from vggt_vla.data.lerobot import to_device
 from vggt_vla.models.vla_model import VLAModel
-from vggt_vla.training.checkpoint import (atomic_torch_save, load_checkpoint, load_model_state, model_state,
-                                          rng_state, set_rng_state)
+from vggt_vla.training.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text,
+                                          checkpoint_config, checkpoint_normalizer, load_checkpoint,
+                                          load_model_state, model_state, rng_state, set_rng_state)
 from vggt_vla.training.logging import RunLogger, action_panel
+from vggt_vla.training.run_dir import check_new_run, claim, resumed_run_dir
 from vggt_vla.training.metrics import ChunkErrors
 from vggt_vla.training.optim import build_optimizer, warmup_cosine
 
@@ -73,15 +81,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, resume: Optional[str] = None, progress: bool = True):
+    """Construction checks everything (config, checkpoint, data, model) and writes nothing; fit()
+    claims the run directory (lock, config.yaml, logs) and trains.
+
+    resume: a run directory or checkpoint to continue; the run continues in its own directory.
+    overwrite: a new run may replace the run already in <log_dir>/<exp_name> (else it refuses)."""
+
+    def __init__(self, cfg: Config, resume: Optional[str] = None, progress: bool = True, overwrite: bool = False):
         from accelerate import Accelerator
 
         self.resume_ckpt = load_checkpoint(resume) if resume else None
         if self.resume_ckpt is not None:
-            saved = config_from_dict(self.resume_ckpt["config"])
+            saved = checkpoint_config(self.resume_ckpt)
             if dataclasses.asdict(saved.model) != dataclasses.asdict(cfg.model):
-                raise ValueError(f"--resume {resume}: the model config differs from the checkpoint's; resume "
-                                 f"with the run's own config ({Path(self.resume_ckpt['path']).parents[1] / 'config.yaml'})")
+                raise CheckpointError(
+                    f"--resume {resume}: the model config differs from the checkpoint's; resume with the "
+                    f"run's own config ({Path(self.resume_ckpt['path']).parents[1] / 'config.yaml'})")
         self.cfg = cfg
         t = cfg.train
         device = resolve_device(t.device)
@@ -89,18 +104,21 @@ class Trainer:
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
         self.progress = progress and self.is_main
-        self.run_dir = Path(t.log_dir) / t.exp_name
+        own_dir = resumed_run_dir(self.resume_ckpt["path"]) if self.resume_ckpt is not None else None
+        self.run_dir = own_dir or Path(t.log_dir) / t.exp_name  # a resumed run stays where it is
         self.ckpt_dir = self.run_dir / "checkpoints"
-        if self.is_main:
-            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        self.new_run, self.overwrite = own_dir is None, overwrite
+        if self.new_run and self.is_main:
+            check_new_run(self.run_dir, overwrite)  # fail before the slow checks; again under the lock
 
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
         from vggt_vla.data.loader import build_datasets
-        from vggt_vla.data.normalize import Normalizer
 
-        normalizer = Normalizer.from_dict(self.resume_ckpt["normalization"]) if self.resume_ckpt else None
+        normalizer = None
+        if self.resume_ckpt is not None:
+            normalizer = checkpoint_normalizer(self.resume_ckpt, [cfg.data.action_key] + (
+                [cfg.data.state_key] if cfg.model.state_dim > 0 else []))
         datasets = build_datasets(cfg, normalizer, progress=self.progress)
         self.train_set, self.val_set, self.normalizer = datasets
 
@@ -117,7 +135,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch, self.best_l1 = 0, 0, 0, math.inf
         if self.resume_ckpt is not None:
             ck = self.resume_ckpt
-            load_model_state(model, ck["model"], ck["pretrained_parts"])
+            load_model_state(model, ck["model"], ck["pretrained_parts"], source=ck["path"])
             optimizer.load_state_dict(ck["optimizer"])
             scheduler.load_state_dict(ck["scheduler"])
             self.step, self.epoch, self.batch_in_epoch = ck["step"], ck["epoch"], ck["batch_in_epoch"]
@@ -132,9 +150,21 @@ class Trainer:
                 self.accelerator.scaler.load_state_dict(self.resume_ckpt["scaler"])
             # Last: building the model consumed random numbers the interrupted run did not.
             set_rng_state(self.resume_ckpt["rng"])
-            if self.is_main:
-                log.info("resumed from %s at step %d", self.resume_ckpt["path"], self.step)
-        self.logger = RunLogger(self.run_dir, enabled=self.is_main)
+        self.logger: Optional[RunLogger] = None
+        self._lock = None
+        self._signals = _StopSignals()
+
+    def _claim_run_dir(self) -> None:
+        """Every check passed: lock the run directory, then write the config and open the logs."""
+        if self.is_main:
+            self._lock = claim(self.run_dir, self.new_run, self.overwrite)
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+            if self.resume_ckpt is not None:
+                log.info("resumed from %s at step %d (epoch %d, batch %d of it)", self.resume_ckpt["path"],
+                         self.step, self.epoch, self.batch_in_epoch)
+        resumed_at = self.step if self.resume_ckpt is not None else None
+        self.logger = RunLogger(self.run_dir, enabled=self.is_main, resume_step=resumed_at)
 
     def _attach_feature_cache(self, model: VLAModel) -> None:
         from vggt_vla.training.feature_cache import FeatureCache, tower_fingerprint
@@ -167,7 +197,7 @@ class Trainer:
         generator = torch.Generator().manual_seed(t.seed * 7919 + epoch)
         return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
                           pin_memory=d.pin_memory and self.device.type == "cuda", collate_fn=collate,
-                          generator=generator, **extra)
+                          generator=generator, worker_init_fn=_ignore_stop_signals if workers else None, **extra)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, name: str, metrics: Optional[dict] = None) -> Optional[Path]:
@@ -224,7 +254,11 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
     def fit(self, stop_after: Optional[int] = None) -> dict:
         """Train to max_steps / num_epochs. stop_after: leave (saving `last`) after this many
-        optimizer steps in this call, as an interruption would."""
+        optimizer steps in this call, as an interruption would.
+
+        Returns {"step", "val", "best_l1", "run_dir", "stopped_by"}; stopped_by names the signal
+        (SIGINT / SIGTERM) that ended the run early, after saving, or is None."""
+        self._claim_run_dir()
         self.model.train()
         stop_at = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         self._bar = None
@@ -236,29 +270,41 @@ class Trainer:
         self._window = _Window()
         last_val = None
         try:
-            while self.step < stop_at:
-                last_val = self._run_epoch(stop_at) or last_val
-                if self.step < stop_at:  # the epoch ran out of data
-                    self.epoch += 1
-                    self.batch_in_epoch = 0
-            self._check_finite()
-            if self.step >= self.total_steps:
-                last_val = self._validate_and_keep_best()
-            self.save("last", last_val)
-        except KeyboardInterrupt:
-            self._check_finite()
-            path = self.save("last")
+            with self._signals:
+                while self.step < stop_at and not self._stop_requested():
+                    last_val = self._run_epoch(stop_at) or last_val
+                self._check_finite()
+                if self.step >= self.total_steps:
+                    last_val = self._validate_and_keep_best()
+                path = self.save("last", last_val)
+            if self._signals.received and self.is_main:
+                print(f"\n{self._signals.received}: saved {path} at step {self.step}; continue with "
+                      f"--resume {self.run_dir}", file=sys.stderr)
+        except KeyboardInterrupt:  # a second Ctrl-C: mid-step, so nothing is saved
             if self.is_main:
-                print(f"\ninterrupted: saved {path} at step {self.step}; resume with --resume {self.run_dir}")
+                print(f"\nstopped at once, not saved; the last checkpoint is {self.ckpt_dir / 'last.pt'} "
+                      f"(if one was written); continue with --resume {self.run_dir}", file=sys.stderr)
             raise
         finally:
             if self._bar is not None:
                 self._bar.close()
             self.logger.close()
-        return {"step": self.step, "val": last_val, "best_l1": self.best_l1, "run_dir": str(self.run_dir)}
+            if self._lock is not None:
+                self._lock.release()
+        return {"step": self.step, "val": last_val, "best_l1": self.best_l1, "run_dir": str(self.run_dir),
+                "stopped_by": self._signals.received}
+
+    def _stop_requested(self) -> bool:
+        """A stop signal arrived (on any process: all ranks must stop at the same step)."""
+        stop = self._signals.received is not None
+        if self.accelerator.num_processes > 1:
+            flag = torch.tensor([float(stop)], device=self.device)
+            stop = bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+        return stop
 
     def _run_epoch(self, stop_at: int) -> Optional[dict]:
-        """Optimizer steps over the rest of the current epoch, until stop_at. -> last validation."""
+        """Optimizer steps over the rest of the current epoch, until stop_at or a stop signal;
+        moves to the next epoch when this one runs out of data. -> last validation."""
         t, accel, model = self.cfg.train, self.accelerator, self.model
         last_val = None
         micro = 0
@@ -285,9 +331,12 @@ class Trainer:
             self._window.time(data_time, time.perf_counter() - tick - data_time)
             if boundary:
                 last_val = self._after_step(batch, grad_norm) or last_val
-                if self.step >= stop_at:
+                if self.step >= stop_at or self._stop_requested():
                     break
             tick = time.perf_counter()
+        else:  # the epoch ran out of data
+            self.epoch += 1
+            self.batch_in_epoch = 0
         return last_val
 
     def _after_step(self, batch: dict, grad_norm) -> Optional[dict]:
@@ -360,6 +409,42 @@ class Trainer:
         panel = action_panel(one["images"][0].float().cpu().numpy(), pred[0].float().cpu().numpy(),
                              one["actions"][0].float().cpu().numpy())
         self.logger.image(self.step, "train/cameras_and_actions", panel)
+
+
+class _StopSignals:
+    """While active, SIGINT and SIGTERM only record that a stop was asked for; the loop checks
+    after each optimizer step, saves and leaves. A second SIGINT raises KeyboardInterrupt at once.
+    Handlers can only be set from the main thread; elsewhere the defaults stay."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: Optional[str] = None
+        self._previous: dict = {}
+
+    def __enter__(self) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(f"\n{self.received}: finishing this step, then saving and stopping "
+              f"(Ctrl-C again to stop at once, unsaved)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave stopping to the main process (which shuts them down): a Ctrl-C
+    reaches the whole process group, and a worker that died of it would break the last step."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class _Window:
