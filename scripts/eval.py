@@ -97,7 +97,8 @@ def main(argv=None) -> int:
         for category, rows in result["breakdown"].items():
             for value, row in rows.items():
                 low, high = row["ci95"]
-                print(f"  {category}: {value:<28} {row['success_rate']:6.1%} ({row['successes']}/{row['episodes']}), "
+                label = f"{category}: {value}"
+                print(f"  {label:<44} {row['success_rate']:6.1%} ({row['successes']}/{row['episodes']}), "
                       f"[{low:.1%}, {high:.1%}]")
         default_json = run_dir / f"eval_{args.sim}{''.join('_no_' + a for a in args.ablate)}.json"
     else:

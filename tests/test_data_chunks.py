@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource, collate
+from vggt_vla.data.batch import collate
+from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource
 from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 

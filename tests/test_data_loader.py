@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vggt_vla.config import config_from_dict
-from vggt_vla.data.lerobot import collate
+from vggt_vla.data.batch import collate
 from vggt_vla.data.loader import build_dataloaders, build_datasets, split_episodes
 from vggt_vla.data.normalize import Normalizer
 from vggt_vla.data.synthetic import make_synthetic_dataset

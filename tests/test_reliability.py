@@ -240,6 +240,8 @@ def bad_checkpoints(trained_run, tmp_path):
     for name, data in bad.items():
         files[name] = tmp_path / f"{name}.pt"
         files[name].write_bytes(data)
+    files["foreign"] = tmp_path / "foreign.pt"  # a torch file, but someone else's
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, files["foreign"])
     ckpt = torch.load(good, weights_only=False)
     ckpt["config"]["model"]["action_head"]["hidden_dim"] = 48  # the config no longer fits the weights
     files["mismatch"] = tmp_path / "mismatch.pt"
@@ -253,6 +255,7 @@ def bad_checkpoints(trained_run, tmp_path):
 
 @pytest.mark.parametrize("kind,message", [("truncated", "not a readable checkpoint"),
                                           ("random", "not a readable checkpoint"),
+                                          ("foreign", "not a vggt-vla checkpoint"),
                                           ("mismatch", "differ in shape"),
                                           ("no_action_stats", "no entry for \\['action'\\]")])
 def test_policy_from_pretrained_names_each_checkpoint_problem(bad_checkpoints, kind, message):

@@ -244,7 +244,7 @@ def test_two_process_accelerate_step_keeps_ranks_in_sync(tiny_qwen3, demo_datase
 def test_policy_batch_from_an_env_observation_equals_the_training_batch(trained_run, demo_dataset):
     """Train-time and eval-time preprocessing agree: the dataset's first frame of episode 0 and
     the policy's batch from env.reset(seed=0) (the same frame, rendered live) are identical."""
-    from vggt_vla.data.lerobot import collate
+    from vggt_vla.data.batch import collate
     from vggt_vla.data.loader import build_datasets
     from vggt_vla.policy import Policy
     from vggt_vla.sim.demo_env import DemoEnv

@@ -100,14 +100,13 @@ def _batches(cfg: Config, batch_size: int, synthetic: bool, dataset: Optional[st
         batch["instructions"] = [BENCH_INSTRUCTIONS[i % len(BENCH_INSTRUCTIONS)] for i in range(batch_size)]
         while True:
             yield batch
-    from vggt_vla.data.lerobot import collate, to_device
-    from vggt_vla.data.loader import build_datasets
+    from vggt_vla.data.batch import to_device
+    from vggt_vla.data.loader import build_datasets, make_loader
 
     cfg.data.dataset_root = dataset
     train, _, _ = build_datasets(cfg, progress=False)
-    loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True, num_workers=num_workers,
-                                         collate_fn=collate, drop_last=True,
-                                         persistent_workers=num_workers > 0)
+    loader = make_loader(train, batch_size=batch_size, shuffle=True, num_workers=num_workers, drop_last=True,
+                         persistent_workers=True)
     while True:
         for batch in loader:
             yield to_device(batch, device)

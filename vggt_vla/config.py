@@ -29,6 +29,8 @@ from typing import Any, Literal, Optional
 
 import yaml
 
+from vggt_vla.constants import ACTION_KEY, CAMERA_KEYS, STATE_KEY
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "configs"
 
@@ -291,12 +293,12 @@ class DataConfig:
     dataset_revision: Optional[str] = None
     # Camera features, in model camera order (the first is the agent view).
     camera_keys: list[str] = field(
-        default_factory=lambda: ["observation.images.image", "observation.images.wrist_image"])
+        default_factory=lambda: list(CAMERA_KEYS))
     # Dataset feature name -> name used above, for datasets that call a camera differently
     # (e.g. {"observation.images.image2": "observation.images.wrist_image"}).
     rename_map: dict[str, str] = field(default_factory=dict)
-    state_key: str = "observation.state"
-    action_key: str = "action"
+    state_key: str = STATE_KEY
+    action_key: str = ACTION_KEY
     # Episode indices to use (null: all); the validation split is taken from these.
     episodes: Optional[list[int]] = None
     # Rotate every dataset camera image 180 degrees, for datasets stored upside down (LIBERO's
@@ -319,7 +321,8 @@ class DataConfig:
     num_workers: int = 2
     # Copy batches to page-locked memory (only useful with a CUDA device).
     pin_memory: bool = False
-    # Keep workers alive between epochs (ignored when num_workers is 0).
+    # Keep workers alive between passes (ignored when num_workers is 0). Training builds one loader
+    # per epoch instead, so that a resumed run's workers are seeded as the uninterrupted run's were.
     persistent_workers: bool = True
     # Batches each worker loads ahead (ignored when num_workers is 0).
     prefetch_factor: int = 2

@@ -71,11 +71,12 @@ def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: 
                  batch_size: int = 16, plot_dir: Optional[str] = None, plot_episodes: int = 3) -> dict:
     """Chunk errors on the validation episodes of the policy's training split (dataset: another
     root or repo id with the same features; default: the training dataset)."""
-    from vggt_vla.data.lerobot import collate, to_device
+    from vggt_vla.data.batch import to_device
+    from vggt_vla.data.loader import make_loader
 
     subset, split = held_out_frames(policy, dataset)
     cfg = policy.cfg
-    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    loader = make_loader(subset, batch_size=batch_size)
     key = cfg.data.action_key
     errors, norm_errors = ChunkErrors(), ChunkErrors()
     for i, batch in enumerate(loader):
@@ -96,8 +97,8 @@ def offline_eval(policy: Policy, dataset: Optional[str] = None, *, max_batches: 
 
 def plot_episode_traces(policy: Policy, dataset, out_dir: str, episodes: int) -> list[str]:
     """For a few episodes: the first action of each predicted chunk vs the recorded action."""
-    from vggt_vla.data.lerobot import collate, to_device
-    from vggt_vla.training.logging import trace_plot
+    from vggt_vla.data.batch import collate, to_device
+    from vggt_vla.training.run_logger import trace_plot
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

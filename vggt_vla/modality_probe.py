@@ -48,7 +48,7 @@ def probe_modalities(policy: Policy, dataset: Optional[str] = None, *, batch_siz
     """{"inputs": {name: {"per_dim": [A], "mean": float}}, "frames": n, "action_names": [...]}.
 
     Runs `batches` batches of `batch_size` frames spread evenly over the held-out episodes."""
-    from vggt_vla.data.lerobot import collate, to_device
+    from vggt_vla.data.batch import collate, to_device
     from vggt_vla.evaluation import held_out_frames
 
     if batch_size < 2:

@@ -4,11 +4,13 @@
     train, val, normalizer = build_dataloaders(cfg)
 
 Modules: meta (find + read metadata), lerobot (samples), images / video (frame access),
-transforms, stats / normalize, loader (split + DataLoaders), writer (LeRobot writer),
+transforms, stats / normalize, batch (collate, to_device), loader (split + make_loader, the one
+DataLoader builder), writer (LeRobot writer),
 demo (the embedded demo dataset), synthetic (test datasets), summary / benchmark (tools).
 """
 
-from .lerobot import LeRobotDataset, LeRobotSource, collate
+from .batch import collate
+from .lerobot import LeRobotDataset, LeRobotSource
 from .loader import DataLoaders, Datasets, build_dataloaders, build_datasets, split_episodes
 from .meta import DatasetError, LeRobotMeta, load_meta
 from .normalize import Normalizer

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
 
-from .lerobot import LeRobotDataset, LeRobotSource, collate
+from .lerobot import LeRobotDataset, LeRobotSource
+from .loader import make_loader
 from .normalize import Normalizer
 from .transforms import ImageTransform
 
@@ -45,9 +44,8 @@ def loader_items_per_second(ds: LeRobotDataset, num_workers: int, batch_size: in
                             num_batches: int = 30, seed: int = 0) -> float:
     """Through a shuffled DataLoader with `num_workers`; the first batches (worker start-up) are
     excluded from the timing."""
-    extra = {"persistent_workers": True, "prefetch_factor": 2} if num_workers else {}
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=num_workers,
-                        collate_fn=collate, generator=torch.Generator().manual_seed(seed), **extra)
+    loader = make_loader(ds, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                         persistent_workers=True, seed=seed)
     warmup = 2 if num_workers == 0 else num_workers + 1
     count, start, done = 0, None, 0
     while done < num_batches + warmup:

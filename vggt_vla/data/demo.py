@@ -19,7 +19,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..sim.demo_env import ACTION_NAMES, CAMERA_KEYS, STATE_KEY, STATE_NAMES, TASK_TYPES, DemoEnv, scripted_action
+from ..constants import ACTION_NAMES, CAMERA_KEYS, STATE_KEY
+from ..sim.demo_env import STATE_NAMES, TASK_TYPES, DemoEnv, scripted_action
 from .writer import LeRobotWriter, available_av1_encoder
 
 FPS = 10

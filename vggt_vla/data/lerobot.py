@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vggt_vla.constants import BOOKKEEPING_COLUMNS
+
 from .images import ParquetImageStore
 from .meta import DatasetError, LeRobotMeta, load_meta, read_parquet
 from .normalize import Normalizer, REQUIRED_STATS
@@ -36,7 +38,7 @@ from .stats import Stats, vector_stats
 from .transforms import ImageTransform
 from .video import VideoFrameReader
 
-_INDEX_COLUMNS = ("episode_index", "frame_index", "timestamp", "task_index")
+_INDEX_COLUMNS = tuple(c for c in BOOKKEEPING_COLUMNS if c != "index")  # what a sample needs
 
 
 class SourceColumns:
@@ -263,39 +265,3 @@ class LeRobotDataset(Dataset):
             "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
             "index": row,  # dataset row: the key of the frozen-feature cache
         }
-
-
-def collate(items: list[dict]) -> dict:
-    """Items -> the batch dict (images [B,V,3,H,W], instructions list[str], state [B,S],
-    actions [B,T,A], action_pad_mask [B,T], and frame_index [B] when items carry their row)."""
-    batch = {
-        "images": _stack([it["images"] for it in items]),
-        "instructions": [it["instruction"] for it in items],
-        "state": _stack([it["state"] for it in items]),
-        "actions": _stack([it["actions"] for it in items]),
-        "action_pad_mask": _stack([it["action_pad_mask"] for it in items]),
-    }
-    if all("index" in it for it in items):
-        batch["frame_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
-    return batch
-
-
-def to_device(batch: dict, device) -> dict:
-    """A collated batch with its tensors on `device` (asynchronous copies from pinned memory)."""
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
-def _stack(tensors: list[torch.Tensor]) -> torch.Tensor:
-    # numpy's single-threaded copy (torch.stack's threads contend with the training step). In a
-    # DataLoader worker the result goes straight into shared memory, which the batch must reach
-    # anyway to cross to the main process: one copy instead of two.
-    first = tensors[0]
-    shape = (len(tensors), *first.shape)
-    if torch.utils.data.get_worker_info() is not None:
-        out = torch.empty(0, dtype=first.dtype)
-        out.set_(out.untyped_storage()._new_shared(int(np.prod(shape)) * first.element_size()))
-        out = out.view(shape)
-    else:
-        out = torch.empty(shape, dtype=first.dtype)
-    np.stack([t.numpy() for t in tensors], out=out.numpy())
-    return out

@@ -40,12 +40,14 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from vggt_vla.constants import AGENT_VIEW, WRIST_VIEW
+
 from .lerobot import SourceColumns
 from .meta import DatasetError
 from .stats import Stats, vector_stats
 
 # Project camera key -> the release's observation key.
-CAMERA_MAP = {"observation.images.image": "agentview_rgb", "observation.images.wrist_image": "eye_in_hand_rgb"}
+CAMERA_MAP = {AGENT_VIEW: "agentview_rgb", WRIST_VIEW: "eye_in_hand_rgb"}
 STATE_PARTS = ("ee_pos", "ee_ori", "gripper_states")
 
 

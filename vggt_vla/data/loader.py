@@ -20,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .lerobot import LeRobotDataset, LeRobotSource, collate
+from .batch import collate
+from .lerobot import LeRobotDataset, LeRobotSource
 from .meta import DatasetError
 from .normalize import Normalizer
 from .transforms import ImageTransform
@@ -111,21 +112,30 @@ def build_datasets(cfg, normalizer: Optional[Normalizer] = None, progress: bool 
     return Datasets(train, val, normalizer)
 
 
-def make_loader(dataset: LeRobotDataset, cfg, *, shuffle: bool, batch_size: Optional[int] = None,
-                num_workers: Optional[int] = None, seed: Optional[int] = None) -> DataLoader:
+def make_loader(dataset, *, batch_size: int, shuffle: bool = False, sampler=None, num_workers: int = 0,
+                prefetch_factor: int = 2, persistent_workers: bool = False, pin_memory: bool = False,
+                drop_last: bool = False, seed: int = 0, worker_init_fn=None) -> DataLoader:
+    """The one place a DataLoader is built: training (one per epoch, with its EpochSampler),
+    validation, offline evaluation and both benchmarks. Batches are `batch.collate` dicts. A
+    private generator seeded with `seed` drives shuffling and the workers' seeds, so building a
+    loader never draws from the global RNG (exact resume). pin_memory applies only with CUDA."""
+    extra = {"prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers} if num_workers > 0 else {}
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
+                      pin_memory=pin_memory and torch.cuda.is_available(), collate_fn=collate,
+                      drop_last=drop_last, generator=torch.Generator().manual_seed(seed),
+                      worker_init_fn=worker_init_fn, **extra)
+
+
+def loader_settings(cfg) -> dict:
+    """make_loader's worker settings from cfg.data."""
     d = cfg.data
-    workers = d.num_workers if num_workers is None else num_workers
-    extra = {}
-    if workers > 0:
-        extra = {"persistent_workers": d.persistent_workers, "prefetch_factor": d.prefetch_factor}
-    generator = torch.Generator().manual_seed(cfg.train.seed if seed is None else seed)
-    return DataLoader(dataset, batch_size=batch_size or cfg.train.batch_size, shuffle=shuffle,
-                      num_workers=workers, pin_memory=d.pin_memory, collate_fn=collate,
-                      drop_last=False, generator=generator, **extra)
+    return {"num_workers": d.num_workers, "prefetch_factor": d.prefetch_factor,
+            "persistent_workers": d.persistent_workers, "pin_memory": d.pin_memory}
 
 
 def build_dataloaders(cfg, normalizer: Optional[Normalizer] = None, progress: bool = True) -> DataLoaders:
     """Shuffled train loader, ordered validation loader (None when val_fraction is 0), normalizer."""
     train, val, normalizer = build_datasets(cfg, normalizer, progress)
-    val_loader = make_loader(val, cfg, shuffle=False) if val is not None else None
-    return DataLoaders(make_loader(train, cfg, shuffle=True), val_loader, normalizer)
+    settings = dict(batch_size=cfg.train.batch_size, seed=cfg.train.seed, **loader_settings(cfg))
+    val_loader = make_loader(val, shuffle=False, **settings) if val is not None else None
+    return DataLoaders(make_loader(train, shuffle=True, **settings), val_loader, normalizer)

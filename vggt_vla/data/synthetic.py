@@ -16,9 +16,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from vggt_vla.constants import CAMERA_KEYS
+
 from .writer import LeRobotWriter
 
-CAMERAS = ("observation.images.image", "observation.images.wrist_image")
+CAMERAS = CAMERA_KEYS
 
 
 @dataclass

@@ -114,5 +114,7 @@ class FlowMatchingHead(nn.Module):
 def build_action_head(cfg: ActionHeadConfig, dim: int, num_queries: int) -> nn.Module:
     if cfg.type == "l1":
         return L1ActionHead(cfg, dim, num_queries)
-    return FlowMatchingHead(cfg, dim, num_queries)
+    if cfg.type == "flow_matching":
+        return FlowMatchingHead(cfg, dim, num_queries)
+    raise ValueError(f"action_head.type={cfg.type!r}: choose 'l1' or 'flow_matching'")
 

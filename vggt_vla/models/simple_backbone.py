@@ -1,4 +1,4 @@
-"""SimpleVGGTBackbone: graph convolution inside each modality, then attention across all tokens.
+"""SimpleBackbone: graph convolution inside each modality, then attention across all tokens.
 
 One layer:
 
@@ -56,7 +56,7 @@ class SimpleBackboneLayer(nn.Module):
         return x[:, :nv], x[:, nv:nv + nl], x[:, nv + nl:]
 
 
-class SimpleVGGTBackbone(nn.Module):
+class SimpleBackbone(nn.Module):
     """FusionInputs -> action-query outputs [B, Q, D]."""
 
     def __init__(self, dim: int, cfg: SimpleBackboneConfig):

@@ -28,7 +28,7 @@ from vggt_vla.models.action_head import build_action_head
 from vggt_vla.models.film import LanguageFiLM
 from vggt_vla.models.keypoints import SpatialKeypoints
 from vggt_vla.models.language_encoder import LanguageEncoder
-from vggt_vla.models.simple_backbone import SimpleVGGTBackbone
+from vggt_vla.models.simple_backbone import SimpleBackbone
 from vggt_vla.models.tokens import ACTION_QUERY, LANGUAGE, NUM_TOKEN_TYPES, STATE, VISION, FusionInputs
 from vggt_vla.models.vggt_adapter import VGGTAdapter
 from vggt_vla.models.vision_encoder import VisionEncoder
@@ -36,7 +36,7 @@ from vggt_vla.models.vision_encoder import VisionEncoder
 
 def build_backbone(cfg: ModelConfig, random_weights: bool = False) -> nn.Module:
     if cfg.backbone == "simple":
-        return SimpleVGGTBackbone(cfg.dim, cfg.simple_backbone)
+        return SimpleBackbone(cfg.dim, cfg.simple_backbone)
     return VGGTAdapter(cfg.dim, cfg.vggt, cfg.vision.num_cameras, random_weights)
 
 

@@ -30,10 +30,9 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-CAMERA_KEYS = ("observation.images.image", "observation.images.wrist_image")
-STATE_KEY = "observation.state"
+from vggt_vla.constants import CAMERA_KEYS, STATE_KEY
+
 STATE_NAMES = ["x", "y", "z", "ax", "ay", "az", "gripper_l", "gripper_r"]
-ACTION_NAMES = ["dx", "dy", "dz", "dax", "day", "daz", "gripper"]
 COLORS = {"red": (215, 45, 40), "green": (40, 170, 70), "blue": (45, 85, 220), "yellow": (235, 200, 35)}
 SHAPES = ("cube", "ball")
 DIRECTIONS = {"left": (-1.0, 0.0), "right": (1.0, 0.0), "forward": (0.0, 1.0), "backward": (0.0, -1.0)}

@@ -44,14 +44,14 @@ from typing import Optional
 
 import numpy as np
 
+from vggt_vla.constants import AGENT_VIEW, STATE_KEY, WRIST_VIEW
+
 # Episode caps used by the community (the longest training demo of each suite plus a margin).
 SUITE_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
                    "libero_90": 400}
 # Project camera key -> robosuite camera name.
-CAMERAS = {"observation.images.image": "agentview", "observation.images.wrist_image": "robot0_eye_in_hand"}
-STATE_KEY = "observation.state"
+CAMERAS = {AGENT_VIEW: "agentview", WRIST_VIEW: "robot0_eye_in_hand"}
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper_left", "gripper_right"]
-ACTION_NAMES = ["dx", "dy", "dz", "dax", "day", "daz", "gripper"]
 NO_OP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
 WARMUP_STEPS = 10
 INSTALL_HINT = ("pip install -r requirements-sim.txt (and for CPU rendering: apt-get install -y libosmesa6 "

@@ -16,9 +16,10 @@ from typing import Optional
 
 import numpy as np
 
+from ..constants import ACTION_NAMES, STATE_KEY
 from ..data.libero_hdf5 import LiberoHDF5Writer
 from ..data.writer import LeRobotWriter
-from .libero import (ACTION_NAMES, CAMERAS, STATE_KEY, STATE_NAMES, LiberoEnv, cached_env, load_task,
+from .libero import (CAMERAS, STATE_NAMES, LiberoEnv, cached_env, load_task,
                      map_jobs, num_tasks, quat_to_axis_angle)
 from .libero_expert import LiberoExpert
 

@@ -35,12 +35,12 @@ import yaml
 from torch.utils.data import DataLoader, Sampler
 
 from vggt_vla.config import Config
-from vggt_vla.data.lerobot import to_device
+from vggt_vla.data.batch import to_device
 from vggt_vla.models.vla_model import VLAModel
 from vggt_vla.training.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text,
                                           checkpoint_config, checkpoint_normalizer, load_checkpoint,
                                           load_model_state, model_state, rng_state, set_rng_state)
-from vggt_vla.training.logging import RunLogger, action_panel
+from vggt_vla.training.run_logger import RunLogger, action_panel
 from vggt_vla.training.run_dir import check_new_run, claim, resumed_run_dir
 from vggt_vla.training.metrics import ChunkErrors
 from vggt_vla.training.optim import build_optimizer, warmup_cosine
@@ -185,19 +185,16 @@ class Trainer:
 
     # ------------------------------------------------------------------ data
     def _loader(self, dataset, epoch: int, skip_batches: int = 0, shuffle: bool = True) -> DataLoader:
-        from vggt_vla.data.lerobot import collate
+        from vggt_vla.data.loader import loader_settings, make_loader
 
-        t, d = self.cfg.train, self.cfg.data
+        t = self.cfg.train
         sampler = EpochSampler(len(dataset), t.seed, epoch, self.accelerator.process_index,
                                self.accelerator.num_processes, skip_batches * t.batch_size, shuffle)
-        workers = d.num_workers
-        extra = {"prefetch_factor": d.prefetch_factor} if workers > 0 else {}
-        # A private generator seeds the workers, so creating a loader never draws from the
-        # global RNG (exact resume).
-        generator = torch.Generator().manual_seed(t.seed * 7919 + epoch)
-        return DataLoader(dataset, batch_size=t.batch_size, sampler=sampler, num_workers=workers,
-                          pin_memory=d.pin_memory and self.device.type == "cuda", collate_fn=collate,
-                          generator=generator, worker_init_fn=_ignore_stop_signals if workers else None, **extra)
+        # One loader per epoch, its workers seeded from (seed, epoch): a resumed run's workers then
+        # start exactly as the uninterrupted run's did, which persistent workers would not allow.
+        settings = {**loader_settings(self.cfg), "persistent_workers": False}
+        return make_loader(dataset, batch_size=t.batch_size, sampler=sampler, seed=t.seed * 7919 + epoch,
+                           worker_init_fn=_ignore_stop_signals if settings["num_workers"] else None, **settings)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, name: str, metrics: Optional[dict] = None) -> Optional[Path]:

@@ -45,7 +45,7 @@ class LoadReport:
         return f"loaded {self.num_loaded} aggregator tensors from {self.path}; ignored: {ignored}"
 
 
-def resolve_checkpoint(
+def resolve_vggt_weights(
     source: str | Path,
     *,
     revision: str | None = None,
@@ -178,7 +178,7 @@ def load_aggregator_weights(
     keep the module's dtype when copied and the checkpoint's dtype (float32) when assigned.
     Raises `CheckpointError` with the missing/unexpected keys on any mismatch.
     """
-    path = resolve_checkpoint(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+    path = resolve_vggt_weights(source, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
     state, ignored = split_state_dict(read_state_dict(path), prefix)
     where = f"{path}" + (f" (from {source})" if str(source) != str(path) else "")
     if not state:
