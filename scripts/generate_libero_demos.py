@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     except ValueError:
         parser.error(f"--tasks {args.tasks!r} must be comma-separated integers, e.g. 0,1,2")
 
-    from vggt_vla.sim.libero_demos import generate_demos
+    from vggt_vla.recording import generate_libero_demos
 
-    summary = generate_demos(args.out, suite=args.suite, tasks=tasks, episodes_per_task=args.episodes_per_task,
+    summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks, episodes_per_task=args.episodes_per_task,
                              fmt=args.format, image_size=args.image_size, fast_render=args.fast_render,
                              action_noise=args.action_noise, workers=args.workers, seed=args.seed,
                              overwrite=args.overwrite)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vggt_vla.data.demo import DEFAULT_EPISODES, make_demo_dataset  # noqa: E402
+from vggt_vla.recording import DEFAULT_EPISODES, make_demo_dataset  # noqa: E402
 from vggt_vla.sim.demo_env import TASK_TYPES  # noqa: E402
 
 

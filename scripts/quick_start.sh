@@ -40,10 +40,10 @@ python scripts/test_model.py --config "$CONFIG" --repeats 1
 
 echo "== 2/4 data   [${SECONDS}s]"
 if [ "$IS_DEMO" = 1 ]; then
-  # The recipe trains on vggt_vla.data.demo.DEFAULT_EPISODES episodes. A dataset of another size
+  # The recipe trains on vggt_vla.recording.DEFAULT_EPISODES episodes. A dataset of another size
   # (an older default, or one written by hand) is neither trained on nor replaced: we stop.
   HAVE=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_episodes"])' "$DATA_ROOT/meta/info.json" 2>/dev/null || echo 0)
-  WANT=$(python -c 'from vggt_vla.data.demo import DEFAULT_EPISODES; print(DEFAULT_EPISODES)')
+  WANT=$(python -c 'from vggt_vla.recording import DEFAULT_EPISODES; print(DEFAULT_EPISODES)')
   if [ "$HAVE" = "$WANT" ]; then
     echo "using the existing demo dataset in $DATA_ROOT ($HAVE episodes)"
   elif [ "$HAVE" = 0 ]; then

@@ -138,7 +138,7 @@ def make_batch(cfg: Config, batch_size: int = 2, num_cameras: int = 2, seed: int
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory) -> str:
     """A tiny embedded-demo dataset (LeRobot v3.0, 8 episodes, 32 px cameras)."""
-    from vggt_vla.data.demo import make_demo_dataset
+    from vggt_vla.recording import make_demo_dataset
 
     return str(make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", num_episodes=8, image_size=32,
                                  progress=False))

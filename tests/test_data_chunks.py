@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from vggt_vla.data.batch import collate
-from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource
+from vggt_vla.data.dataset import FrameDataset
+from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
@@ -20,7 +21,7 @@ def data(tmp_path_factory):
 
 
 def _dataset(source, chunk, episodes=None):
-    return LeRobotDataset(source, chunk_size=chunk, transform=ImageTransform(32), episodes=episodes)
+    return FrameDataset(source, chunk_size=chunk, transform=ImageTransform(32), episodes=episodes)
 
 
 def test_last_step_of_each_episode_pads_with_its_last_action(data):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from vggt_vla.config import ConfigError, DataConfig, config_from_dict
-from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource
+from vggt_vla.data.dataset import FrameDataset
+from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.loader import build_source
 from vggt_vla.data.meta import DatasetError, load_meta, resolve_dataset_root
 from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
@@ -53,7 +54,7 @@ def test_rename_map_maps_a_dataset_camera_to_the_config_name(roots, tmp_path):
     source = LeRobotSource(roots / "image2", camera_keys=list(CAMERAS), cache_dir=tmp_path,
                            rename_map={"observation.images.image2": "observation.images.wrist_image"})
     assert source.camera_features == list(WRIST2)
-    item = LeRobotDataset(source, chunk_size=2, transform=ImageTransform(32))[0]
+    item = FrameDataset(source, chunk_size=2, transform=ImageTransform(32))[0]
     assert item["images"].shape == (2, 3, 32, 32)
     assert not np.array_equal(item["images"][0].numpy(), item["images"][1].numpy())
 
@@ -101,7 +102,7 @@ def test_unreadable_video_is_named(copy_of, tmp_path):
     mp4 = root / f"videos/chunk-000/{CAMERAS[0]}/episode_000001.mp4"
     mp4.write_bytes(b"\x00" * 100)
     source = LeRobotSource(root, camera_keys=list(CAMERAS), cache_dir=tmp_path / "c")
-    ds = LeRobotDataset(source, chunk_size=2, transform=ImageTransform(64))
+    ds = FrameDataset(source, chunk_size=2, transform=ImageTransform(64))
     ds[0]  # episode 0 is intact
     with pytest.raises(DatasetError, match="episode_000001.mp4"):
         ds[8]  # first frame of episode 1

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from vggt_vla.data.images import ParquetImageStore
-from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource
+from vggt_vla.data.dataset import FrameDataset
+from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.meta import DatasetError, load_meta
 from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
@@ -69,7 +70,7 @@ def test_datasets_pickle_without_copying_frames(data, tmp_path):
     """Spawn-started workers receive the dataset pickled: decoders reopen, caches re-map."""
     for truth in data:
         source = LeRobotSource(truth.root, camera_keys=list(CAMERAS), cache_dir=tmp_path)
-        ds = LeRobotDataset(source, chunk_size=3, transform=ImageTransform(32))
+        ds = FrameDataset(source, chunk_size=3, transform=ImageTransform(32))
         before = ds[4]["images"]
         blob = pickle.dumps(ds)
         assert len(blob) < 200_000
@@ -96,7 +97,7 @@ def test_episodes_stored_out_of_order_across_files(tmp_path):
 
     source = LeRobotSource(tmp_path / "ds", camera_keys=list(CAMERAS), cache_dir=tmp_path / "c")
     assert source.ep_start[1] == 0  # episode 1 now comes first
-    ds = LeRobotDataset(source, chunk_size=4, transform=ImageTransform(32), episodes=[0])
+    ds = FrameDataset(source, chunk_size=4, transform=ImageTransform(32), episodes=[0])
     start, end = truth.episode_rows[0]
     for i in range(end - start):
         item = ds[i]

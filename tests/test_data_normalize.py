@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource
+from vggt_vla.data.dataset import FrameDataset
+from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.normalize import MODES, Normalizer
 from vggt_vla.data.stats import QUANTILES, aggregate_stats, image_stats, vector_stats
 from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
@@ -138,7 +139,7 @@ def test_dataset_items_are_normalized_and_invertible(datasets):
     truth = all_ds["v3.0"]
     source = _source(truth, cache)
     norm = Normalizer.from_stats(source.stats("min_max"), "min_max", ["action", "observation.state"])
-    ds = LeRobotDataset(source, chunk_size=3, transform=ImageTransform(32), normalizer=norm)
+    ds = FrameDataset(source, chunk_size=3, transform=ImageTransform(32), normalizer=norm)
     states = torch.stack([ds[i]["state"] for i in range(len(ds))])
     assert states.min() >= -1 - 1e-6 and states.max() <= 1 + 1e-6
     item = ds[4]

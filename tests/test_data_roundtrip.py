@@ -10,7 +10,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from vggt_vla.data.lerobot import LeRobotDataset, LeRobotSource
+from vggt_vla.data.dataset import FrameDataset
+from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.meta import load_meta
 from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
@@ -45,7 +46,7 @@ def written(request, tmp_path_factory):
 
 
 def _items(source, order=None):
-    ds = LeRobotDataset(source, chunk_size=CHUNK, transform=ImageTransform(SIZE))
+    ds = FrameDataset(source, chunk_size=CHUNK, transform=ImageTransform(SIZE))
     order = range(len(ds)) if order is None else order
     return ds, {int(ds.rows[i]): ds[i] for i in order}
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vggt_vla.data.demo import make_demo_dataset
+from vggt_vla.recording import make_demo_dataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.writer import available_av1_encoder
 from vggt_vla.sim.demo_env import (CAMERA_KEYS, COLORS, EVAL_SEEDS, SHAPES, STATE_KEY, DemoEnv, random_action,

@@ -282,7 +282,7 @@ class DataConfig:
     # lerobot: a LeRobot v2.1 / v3.0 dataset (dataset_repo or dataset_root). libero_hdf5: the
     # original LIBERO release, one robomimic-style .hdf5 file per task (every *.hdf5 under
     # dataset_root, or the files in hdf5_files); its cameras map to the keys below by default.
-    dataset_format: Literal["lerobot", "libero_hdf5"] = "lerobot"
+    dataset_format: str = "lerobot"
     # libero_hdf5: the files to read (paths or glob patterns); null: all *.hdf5 under dataset_root.
     hdf5_files: Optional[list[str]] = None
     # Hugging Face dataset repo id, used when dataset_root is null.
@@ -336,7 +336,9 @@ class DataConfig:
         _check(len(self.camera_keys) > 0, "data.camera_keys is empty; name at least one camera feature")
         _check(len(set(self.camera_keys)) == len(self.camera_keys),
                f"data.camera_keys has duplicates: {self.camera_keys}")
-        _check_choice("data.dataset_format", self.dataset_format, ("lerobot", "libero_hdf5"))
+        from vggt_vla.data.source import FORMATS  # the table of formats (a new one: one row there)
+
+        _check_choice("data.dataset_format", self.dataset_format, tuple(FORMATS))
         if self.dataset_format == "lerobot":
             _check(bool(self.dataset_root) or bool(self.dataset_repo),
                    "data.dataset_repo and data.dataset_root are both empty; name a dataset")

@@ -3,21 +3,26 @@
     from vggt_vla.data import build_dataloaders
     train, val, normalizer = build_dataloaders(cfg)
 
-Modules: meta (find + read metadata), lerobot (samples), images / video (frame access),
+Modules: source (the Source interface and the table of formats), lerobot / libero_hdf5 (the two
+formats), dataset (FrameDataset: items over any source), meta (LeRobot metadata), images / video
+(frame access),
 transforms, stats / normalize, batch (collate, to_device), loader (split + make_loader, the one
 DataLoader builder), writer (LeRobot writer),
-demo (the embedded demo dataset), synthetic (test datasets), summary / benchmark (tools).
+synthetic (test datasets), summary / benchmark (tools). The demo dataset is written by
+vggt_vla/recording.py.
 """
 
 from .batch import collate
-from .lerobot import LeRobotDataset, LeRobotSource
+from .dataset import FrameDataset
+from .lerobot import LeRobotSource
 from .loader import DataLoaders, Datasets, build_dataloaders, build_datasets, split_episodes
 from .meta import DatasetError, LeRobotMeta, load_meta
 from .normalize import Normalizer
+from .source import FORMATS, Source, build_source
 from .transforms import ImageTransform
 
 __all__ = [
-    "DataLoaders", "DatasetError", "Datasets", "ImageTransform", "LeRobotDataset", "LeRobotMeta",
-    "LeRobotSource", "Normalizer", "build_dataloaders", "build_datasets", "collate", "load_meta",
-    "split_episodes",
+    "DataLoaders", "DatasetError", "Datasets", "FORMATS", "FrameDataset", "ImageTransform", "LeRobotMeta",
+    "LeRobotSource", "Normalizer", "Source", "build_dataloaders", "build_datasets", "build_source", "collate",
+    "load_meta", "split_episodes",
 ]

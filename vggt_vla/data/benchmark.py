@@ -1,4 +1,4 @@
-"""Loader throughput: items/s of LeRobotDataset in one process and through DataLoaders.
+"""Loader throughput: items/s of FrameDataset in one process and through DataLoaders.
 
     python scripts/benchmark_data.py --dataset data/demo --workers 0 2
 
@@ -14,21 +14,22 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .lerobot import LeRobotDataset, LeRobotSource
+from .dataset import FrameDataset
+from .lerobot import LeRobotSource
 from .loader import make_loader
 from .normalize import Normalizer
 from .transforms import ImageTransform
 
 
 def open_dataset(dataset: str | Path, *, camera_keys: Optional[Sequence[str]] = None, image_size: int = 128,
-                 chunk_size: int = 10, augment: bool = False, cache_dir: Optional[str] = None) -> LeRobotDataset:
+                 chunk_size: int = 10, augment: bool = False, cache_dir: Optional[str] = None) -> FrameDataset:
     source = LeRobotSource(dataset, camera_keys=camera_keys, cache_dir=cache_dir)
     norm = Normalizer.from_stats(source.stats("mean_std"), "mean_std", [source.action_key, source.state_key])
-    return LeRobotDataset(source, chunk_size=chunk_size, normalizer=norm,
+    return FrameDataset(source, chunk_size=chunk_size, normalizer=norm,
                           transform=ImageTransform(image_size, augment=augment))
 
 
-def items_per_second(ds: LeRobotDataset, num_items: int = 500, seed: int = 0) -> float:
+def items_per_second(ds: FrameDataset, num_items: int = 500, seed: int = 0) -> float:
     """Single process, no DataLoader: plain ds[i] over a random permutation."""
     order = np.random.default_rng(seed).permutation(len(ds))
     order = np.resize(order, num_items)
@@ -40,7 +41,7 @@ def items_per_second(ds: LeRobotDataset, num_items: int = 500, seed: int = 0) ->
     return num_items / (time.perf_counter() - start)
 
 
-def loader_items_per_second(ds: LeRobotDataset, num_workers: int, batch_size: int = 32,
+def loader_items_per_second(ds: FrameDataset, num_workers: int, batch_size: int = 32,
                             num_batches: int = 30, seed: int = 0) -> float:
     """Through a shuffled DataLoader with `num_workers`; the first batches (worker start-up) are
     excluded from the timing."""

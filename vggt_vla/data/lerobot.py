@@ -1,23 +1,25 @@
-"""LeRobot v2.1 / v3.0 reader: dataset -> samples in the project's batch format.
+"""LeRobot v2.1 / v3.0 reader: a `Source` (see source.py) over a LeRobot dataset.
 
     source = LeRobotSource("lerobot/libero_spatial_image",
                            camera_keys=["observation.images.image", "observation.images.wrist_image"])
-    ds = LeRobotDataset(source, chunk_size=10, transform=ImageTransform(224, flip=True),
-                        normalizer=Normalizer.from_stats(source.stats("mean_std"), "mean_std",
-                                                         [source.state_key, source.action_key]))
+    ds = FrameDataset(source, chunk_size=10, transform=ImageTransform(224, flip=True),
+                      normalizer=Normalizer.from_stats(source.stats("mean_std"), "mean_std",
+                                                       [source.state_key, source.action_key]))
     item = ds[0]   # images [V,3,H,W] float, instruction str, state [S], actions [T,A], action_pad_mask [T]
 
 `LeRobotSource` is everything read once per dataset: the metadata, the numeric columns (state,
 action, episode/frame index, timestamp, task index) as numpy arrays in global row order, and
 access to camera frames (parquet image bytes through a memory-mapped cache, mp4 through PyAV
-seeking). `LeRobotDataset` is a view over some of its episodes (train or validation) that builds
-items. Per-sample work is a few numpy index operations plus decoding exactly one frame per camera.
+seeking). `FrameDataset` (dataset.py) is a view over some of its episodes (train or validation)
+that builds items. Per-sample work is a few numpy index operations plus decoding exactly one
+frame per camera.
 
 Adapting a new LeRobot dataset usually needs only config: `data.camera_keys` (in model camera
 order), `data.rename_map` when its cameras are named differently (e.g. LIBERO conversions that
 call the wrist camera `observation.images.image2`), `data.state_key` / `data.action_key`, and
 `data.flip_images` if its renderer stores images upside down. Datasets whose action chunk should
-not come from consecutive rows (e.g. a different control rate) need a change in `_chunk_rows`.
+not come from consecutive rows (e.g. a different control rate) need a change in
+`FrameDataset._chunk_rows`.
 """
 
 from __future__ import annotations
@@ -26,36 +28,17 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
 from vggt_vla.constants import BOOKKEEPING_COLUMNS
 
 from .images import ParquetImageStore
 from .meta import DatasetError, LeRobotMeta, load_meta, read_parquet
-from .normalize import Normalizer, REQUIRED_STATS
+from .normalize import REQUIRED_STATS
+from .source import SourceColumns
 from .stats import Stats, vector_stats
-from .transforms import ImageTransform
 from .video import VideoFrameReader
 
 _INDEX_COLUMNS = tuple(c for c in BOOKKEEPING_COLUMNS if c != "index")  # what a sample needs
-
-
-class SourceColumns:
-    """What LeRobotDataset reads off any source besides frames: derived from its columns
-    (`state`, `action` [N, D]) and its episode table (`meta.episodes.index`)."""
-
-    @property
-    def episode_indices(self) -> np.ndarray:
-        return self.meta.episodes.index
-
-    @property
-    def state_dim(self) -> int:
-        return self.state.shape[1]
-
-    @property
-    def action_dim(self) -> int:
-        return self.action.shape[1]
 
 
 class LeRobotSource(SourceColumns):
@@ -170,6 +153,17 @@ class LeRobotSource(SourceColumns):
             raise DatasetError(f"{self.meta.root}: the rows of an episode are not one contiguous run in "
                                f"frame order (files {[p.name for p in self.meta.data_files[:3]]}...)")
 
+    @property
+    def episode_indices(self) -> np.ndarray:
+        return self.meta.episodes.index
+
+    def episode_position(self, episode_index: int) -> int:
+        return self.meta.episodes.position(episode_index)
+
+    def identity(self) -> dict:
+        return {"dataset": str(Path(self.meta.root).resolve()), "total_frames": int(self.meta.total_frames),
+                "codebase_version": self.meta.version}
+
     def frame(self, cam: int, row: int) -> np.ndarray:
         """Camera `cam` (position in camera_keys) at global row `row`: [H, W, 3] uint8."""
         kind, where = self._cams[cam]
@@ -211,57 +205,3 @@ def _column_to_numpy(col, path: Path, key: str) -> np.ndarray:
             raise DatasetError(f"{path}: column {key!r} has rows of different lengths")
         return flat.reshape(n, -1)
     return arr.to_numpy(zero_copy_only=False)
-
-
-class LeRobotDataset(Dataset):
-    """Items in the batch format over some episodes of a `LeRobotSource`.
-
-    episodes: dataset episode indices to use (None: all). chunk_size: T future actions per item,
-    starting at the item's own step; steps past the episode end repeat the last action and are
-    marked True in `action_pad_mask`.
-    """
-
-    def __init__(self, source: LeRobotSource, *, chunk_size: int, transform: ImageTransform,
-                 normalizer: Optional[Normalizer] = None, episodes: Optional[Sequence[int]] = None):
-        self.source = source
-        self.chunk_size = int(chunk_size)
-        self.transform = transform
-        self.normalizer = normalizer
-        positions = (np.arange(len(source.episode_indices)) if episodes is None
-                     else np.array([source.meta.episodes.position(int(e)) for e in episodes], dtype=np.int64))
-        self.episodes = source.episode_indices[positions]
-        self.rows = (np.concatenate([np.arange(source.ep_start[p], source.ep_end[p]) for p in positions])
-                     if len(positions) else np.zeros(0, np.int64))  # [len] global rows
-        # Normalize whole columns once instead of per sample.
-        self._state = source.state
-        self._action = source.action
-        if normalizer is not None:
-            if source.state_key and source.state_dim:
-                self._state = normalizer.normalize(source.state_key, source.state).astype(np.float32)
-            self._action = normalizer.normalize(source.action_key, source.action).astype(np.float32)
-        self._offsets = np.arange(self.chunk_size)  # [T]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def _chunk_rows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of the T actions from `row` on, clamped to the episode, and the pad mask."""
-        end = self.source.ep_end[self.source.row_episode[row]]
-        rows = row + self._offsets  # [T]
-        pad = rows >= end  # [T]
-        return np.minimum(rows, end - 1), pad
-
-    def __getitem__(self, i: int) -> dict:
-        row = int(self.rows[i])
-        src = self.source
-        chunk, pad = self._chunk_rows(row)
-        frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
-        images = self.transform.cameras(frames)  # [V, 3, S, S]
-        return {
-            "images": images,
-            "instruction": src.tasks[src.task_index[row]],
-            "state": torch.from_numpy(self._state[row].copy()),  # [S]
-            "actions": torch.from_numpy(self._action[chunk]),  # [T, A] (fancy index copies)
-            "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
-            "index": row,  # dataset row: the key of the frozen-feature cache
-        }

@@ -42,7 +42,7 @@ import numpy as np
 
 from vggt_vla.constants import AGENT_VIEW, WRIST_VIEW
 
-from .lerobot import SourceColumns
+from .source import SourceColumns
 from .meta import DatasetError
 from .stats import Stats, vector_stats
 
@@ -94,33 +94,9 @@ def _demo_number(name: str) -> int:
     return int(m.group(1)) if m else -1
 
 
-class _Episodes:
-    """The slice of LeRobot's EpisodeTable that LeRobotDataset uses."""
-
-    def __init__(self, length: np.ndarray):
-        self.index = np.arange(len(length), dtype=np.int64)
-        self.length = np.asarray(length, dtype=np.int64)
-
-    def position(self, episode_index: int) -> int:
-        if not 0 <= episode_index < len(self.index):
-            raise DatasetError(f"episode {episode_index} is not in the dataset (episodes 0..{len(self.index) - 1})")
-        return int(episode_index)
-
-
-class _Meta:
-    def __init__(self, root: Path, length: np.ndarray):
-        self.root = root
-        self.version = "libero_hdf5"
-        self.episodes = _Episodes(length)
-
-    @property
-    def total_frames(self) -> int:
-        return int(self.episodes.length.sum())
-
-
 class LiberoHDF5Source(SourceColumns):
-    """LIBERO HDF5 files loaded for training, with the interface of `LeRobotSource` that
-    `LeRobotDataset` uses (numeric columns in memory, camera frames read on demand).
+    """LIBERO HDF5 files loaded for training: a `Source` (source.py), numeric columns in memory,
+    camera frames read on demand. Episodes are numbered 0..E-1 in file order.
 
     camera_keys / state_key / action_key are the config's names; state_key=None reads no state.
     rename_map: HDF5 observation key -> config camera key, on top of CAMERA_MAP.
@@ -167,7 +143,8 @@ class LiberoHDF5Source(SourceColumns):
                     task_index.append(np.full(len(a), self.tasks.index(instruction), dtype=np.int64))
                     self._episodes.append((fi, name))
         lengths = np.asarray(lengths, dtype=np.int64)
-        self.meta = _Meta(self.files[0].parent if len(self.files) > 1 else self.files[0], lengths)
+        self.root = self.files[0].parent if len(self.files) > 1 else self.files[0]
+        self.episode_indices = np.arange(len(lengths), dtype=np.int64)  # [E]
         self.action = np.concatenate(actions).astype(np.float32)  # [N, A]
         self.state = np.concatenate(states).astype(np.float32)  # [N, S]
         self.task_index = np.concatenate(task_index)  # [N]
@@ -178,6 +155,16 @@ class LiberoHDF5Source(SourceColumns):
         self.frame_index = np.arange(self.num_rows) - self.ep_start[self.row_episode]  # [N]
         self._handles: dict[int, object] = {}
         self._pid = os.getpid()
+
+    def episode_position(self, episode_index: int) -> int:
+        if not 0 <= episode_index < len(self.episode_indices):
+            raise DatasetError(f"episode {episode_index} is not in the dataset "
+                               f"(episodes 0..{len(self.episode_indices) - 1})")
+        return int(episode_index)
+
+    def identity(self) -> dict:
+        return {"dataset": str(self.root.resolve()), "total_frames": int(self.num_rows),
+                "codebase_version": "libero_hdf5"}
 
     # ----------------------------------------------------------------------------------------
     @staticmethod

@@ -1,9 +1,9 @@
-"""From a Config to train/validation DataLoaders over a LeRobot dataset.
+"""From a Config to train/validation DataLoaders, over any dataset format (source.py).
 
     from vggt_vla.config import load_config
     from vggt_vla.data.loader import build_dataloaders
     loaders = build_dataloaders(load_config("simple"))
-    for batch in loaders.train: ...          # the batch dict (see lerobot.collate)
+    for batch in loaders.train: ...          # the batch dict (see batch.collate)
     ckpt["normalizer"] = loaders.normalizer.to_dict()
 
 When resuming or fine-tuning from a checkpoint, pass its normalizer (`Normalizer.from_dict`) so
@@ -13,7 +13,6 @@ the statistics never change under a trained policy.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -21,15 +20,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from .batch import collate
-from .lerobot import LeRobotDataset, LeRobotSource
+from .dataset import FrameDataset
 from .meta import DatasetError
 from .normalize import Normalizer
+from .source import build_source
 from .transforms import ImageTransform
 
 
 class Datasets(NamedTuple):
-    train: LeRobotDataset
-    val: Optional[LeRobotDataset]
+    train: FrameDataset
+    val: Optional[FrameDataset]
     normalizer: Normalizer
 
 
@@ -50,40 +50,6 @@ def split_episodes(episodes, val_fraction: float, seed: int = 0) -> tuple[np.nda
     return np.sort(episodes[perm[n_val:]]), np.sort(episodes[perm[:n_val]])
 
 
-def build_source(cfg, progress: bool = True) -> LeRobotSource:
-    """The dataset named by cfg.data, checked against the model's state/action dims. A LIBERO
-    HDF5 source (data.dataset_format: libero_hdf5) has the same interface."""
-    d = cfg.data
-    state_dim = cfg.model.state_dim
-    if d.dataset_format == "libero_hdf5":
-        from .libero_hdf5 import LiberoHDF5Source, find_hdf5_files
-
-        source = LiberoHDF5Source(find_hdf5_files(d.dataset_root, d.hdf5_files), camera_keys=d.camera_keys,
-                                  state_key=d.state_key if state_dim > 0 else None, action_key=d.action_key,
-                                  rename_map=d.rename_map, progress=progress)
-        return _check_dims(cfg, source)
-    if d.dataset_root and not Path(d.dataset_root).expanduser().exists():
-        raise DatasetError(f"data.dataset_root={d.dataset_root!r} does not exist (the demo dataset is made "
-                           f"with scripts/make_demo_dataset.py --out {d.dataset_root})")
-    source = LeRobotSource(d.dataset_root or d.dataset_repo, camera_keys=d.camera_keys,
-                           state_key=d.state_key if state_dim > 0 else None, action_key=d.action_key,
-                           rename_map=d.rename_map, revision=d.dataset_revision, cache_dir=d.cache_dir,
-                           video_tolerance_s=d.video_tolerance_s, progress=progress)
-    return _check_dims(cfg, source)
-
-
-def _check_dims(cfg, source):
-    state_dim = cfg.model.state_dim
-    action_dim = cfg.model.action_head.action_dim
-    if source.action_dim != action_dim:
-        raise DatasetError(f"dataset feature {source.action_feature!r} has {source.action_dim} dims but "
-                           f"model.action_head.action_dim={action_dim}; make them agree")
-    if state_dim > 0 and source.state_dim != state_dim:
-        raise DatasetError(f"dataset feature {source.state_feature!r} has {source.state_dim} dims but "
-                           f"model.state_dim={state_dim}; make them agree (0 disables the state)")
-    return source
-
-
 def build_datasets(cfg, normalizer: Optional[Normalizer] = None, progress: bool = True) -> Datasets:
     """Train and validation datasets (split by episode) and the normalizer they use.
 
@@ -102,12 +68,12 @@ def build_datasets(cfg, normalizer: Optional[Normalizer] = None, progress: bool 
     train_eps, val_eps = split_episodes(episodes, d.val_fraction, d.split_seed)
     size = cfg.model.vision.image_size
     chunk = cfg.model.action_head.chunk_size
-    train = LeRobotDataset(source, chunk_size=chunk, normalizer=normalizer, episodes=train_eps,
+    train = FrameDataset(source, chunk_size=chunk, normalizer=normalizer, episodes=train_eps,
                            transform=ImageTransform(size, flip=d.flip_images, augment=d.augment,
                                                     crop_scale=d.crop_scale, color_jitter=d.color_jitter))
     val = None
     if len(val_eps):
-        val = LeRobotDataset(source, chunk_size=chunk, normalizer=normalizer, episodes=val_eps,
+        val = FrameDataset(source, chunk_size=chunk, normalizer=normalizer, episodes=val_eps,
                              transform=ImageTransform(size, flip=d.flip_images))
     return Datasets(train, val, normalizer)
 

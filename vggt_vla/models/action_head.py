@@ -29,11 +29,19 @@ def masked_mean(values: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
     return (values * keep).sum() / (keep.sum() * values.shape[-1]).clamp_min(1.0)
 
 
+def masked_error_sums(pred: torch.Tensor, target: torch.Tensor, pad_mask: torch.Tensor):
+    """Sums over the batch of |pred - target| and (pred - target)^2 on real (unpadded) steps, and
+    the number of real steps: [T, A], [T, A], [T, 1]. What every chunk error here is made of (the
+    training log's per-dimension L1, validation and offline evaluation via ChunkErrors)."""
+    keep = (~pad_mask).unsqueeze(-1).to(pred.dtype)  # [B, T, 1]
+    err = (pred - target) * keep  # [B, T, A]
+    return err.abs().sum(0), (err ** 2).sum(0), keep.sum(0)  # [T, A], [T, A], [T, 1]
+
+
 def per_dim_l1(pred: torch.Tensor, actions: torch.Tensor, pad_mask: torch.Tensor) -> torch.Tensor:
     """L1 per action dimension over non-padded steps -> [A] (detached, for logging)."""
-    keep = (~pad_mask).unsqueeze(-1).to(pred.dtype)  # [B, T, 1]
-    err = ((pred - actions).abs() * keep).sum(dim=(0, 1))  # [A]
-    return (err / keep.sum().clamp_min(1.0)).detach()
+    abs_sum, _, count = masked_error_sums(pred.detach(), actions, pad_mask)  # [T, A], _, [T, 1]
+    return abs_sum.sum(0) / count.sum().clamp_min(1.0)  # [A]
 
 
 class L1ActionHead(nn.Module):

@@ -23,7 +23,7 @@ import torch.nn as nn
 from vggt_vla.config import LanguageConfig
 from vggt_vla.models.layers import freeze
 from vggt_vla.models.pretrained import (PretrainedUnavailable, known_config, load_or_raise,
-                                        stand_in_tokenizer)
+                                        stand_in_tokenizer, train_keeping_frozen)
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,7 @@ class LanguageEncoder(nn.Module):
         return self.proj(hidden), mask  # [B, L, D], [B, L]
 
     def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.model.eval()  # a frozen model keeps dropout off
-        return self
+        return train_keeping_frozen(self, mode, self.model if self.frozen else None)
 
     def _apply(self, fn, *args, **kwargs):
         # Cached features live on the old device/dtype; drop them when the module moves.

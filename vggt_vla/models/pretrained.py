@@ -146,3 +146,15 @@ def stand_in_tokenizer(vocab_size: int):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>")
+
+
+def train_keeping_frozen(module, mode: bool, frozen_part):
+    """module.train(mode), except that frozen_part (a frozen pretrained model, or None) stays in
+    eval mode: a frozen tower must not run dropout or stochastic depth while the rest trains.
+    The vision encoder, the language encoder and the VGGT adapter override train() with this."""
+    import torch.nn as nn
+
+    nn.Module.train(module, mode)
+    if frozen_part is not None:
+        frozen_part.eval()
+    return module

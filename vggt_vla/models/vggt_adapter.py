@@ -32,7 +32,8 @@ from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import VGGTConfig
 from vggt_vla.models.layers import TransformerBlock, freeze
-from vggt_vla.models.pretrained import PretrainedUnavailable, hub_reachable, is_local_path
+from vggt_vla.models.pretrained import (PretrainedUnavailable, hub_reachable, is_local_path,
+                                       train_keeping_frozen)
 from vggt_vla.models.tokens import FusionInputs
 from vggt_vla.models.vggt import CheckpointError, load_aggregator_weights, vggt_1b
 
@@ -90,10 +91,7 @@ class VGGTAdapter(nn.Module):
         self.gradient_checkpointing = False  # recompute fusion-block activations in backward
 
     def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.aggregator.eval()
-        return self
+        return train_keeping_frozen(self, mode, self.aggregator if self.frozen else None)
 
     def _frames(self, images: torch.Tensor) -> torch.Tensor:
         """[B, V, 3, H, W] -> [B, S=V, 3, size, size] at the configured VGGT resolution."""

@@ -21,7 +21,8 @@ import torch.nn as nn
 
 from vggt_vla.config import VisionConfig
 from vggt_vla.models.layers import freeze
-from vggt_vla.models.pretrained import PretrainedUnavailable, hub_reachable, known_config, load_or_raise
+from vggt_vla.models.pretrained import (PretrainedUnavailable, hub_reachable, known_config, load_or_raise,
+                                       train_keeping_frozen)
 
 TIMM_PREFIX = "timm/"
 
@@ -205,10 +206,7 @@ class VisionEncoder(nn.Module):
         return self.backbone.patch_size
 
     def train(self, mode: bool = True):
-        super().train(mode)
-        if self.frozen:
-            self.backbone.eval()  # a frozen tower keeps dropout / stochastic depth off
-        return self
+        return train_keeping_frozen(self, mode, self.backbone if self.frozen else None)
 
     def _tower(self, flat: torch.Tensor, frame_ids, B: int, V: int):
         """Frozen tower features [B*V, h*w, C_t], from the feature cache where it has them."""

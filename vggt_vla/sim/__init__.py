@@ -1,3 +1,3 @@
 """Closed-loop environments for scoring policies: demo_env (the demo dataset's twin), libero
-(LIBERO env wrapper), libero_expert (its scripted expert) and libero_demos (demonstrations
-generated with that expert)."""
+(LIBERO env wrapper) and libero_expert (its scripted expert). Recording their episodes into
+datasets is vggt_vla/recording.py; this package never imports vggt_vla.data."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import torch
 
+from vggt_vla.models.action_head import masked_error_sums
+
 
 class ChunkErrors:
     """Running sums of |pred - target| and (pred - target)^2 over real steps."""
@@ -15,9 +17,7 @@ class ChunkErrors:
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, pad_mask: torch.Tensor) -> None:
         """pred, target [B, T, A]; pad_mask [B, T] True = padded."""
-        keep = (~pad_mask).unsqueeze(-1).to(pred.dtype)  # [B, T, 1]
-        err = (pred - target) * keep  # [B, T, A]
-        abs_sum, sq_sum, count = err.abs().sum(0), (err ** 2).sum(0), keep.sum(0)  # [T, A], [T, A], [T, 1]
+        abs_sum, sq_sum, count = masked_error_sums(pred, target, pad_mask)  # [T, A], [T, A], [T, 1]
         if self.abs_sum is None:
             self.abs_sum, self.sq_sum, self.count = abs_sum, sq_sum, count
         else:

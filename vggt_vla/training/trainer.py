@@ -173,13 +173,13 @@ class Trainer:
             raise ValueError("train.cache_features supports one process only; run without it under "
                              "accelerate launch")
         cfg, source = self.cfg, self.train_set.source
-        key = {"dataset": str(Path(source.meta.root).resolve()), "total_frames": int(source.meta.total_frames),
-               "codebase_version": source.meta.version, "cameras": list(cfg.data.camera_keys),
+        identity = source.identity()  # dataset, total_frames, codebase_version
+        key = {**identity, "cameras": list(cfg.data.camera_keys),
                "rename_map": cfg.data.rename_map, "tower": cfg.model.vision.vision_tower_name,
                "tower_weights": tower_fingerprint(model.vision.backbone),
                "image_size": cfg.model.vision.image_size, "flip": cfg.data.flip_images, "format": 1}
         root = cfg.train.feature_cache_dir or str(Path(cfg.train.log_dir) / "feature_cache")
-        model.vision.feature_cache = FeatureCache(root, key, int(source.meta.total_frames))
+        model.vision.feature_cache = FeatureCache(root, key, int(identity["total_frames"]))
         if self.is_main:
             log.info("frozen vision features cached in %s", model.vision.feature_cache.dir)
 

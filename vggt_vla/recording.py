@@ -1,10 +1,23 @@
-"""LIBERO demonstrations from the scripted expert, written as LeRobot v3.0 and/or LIBERO HDF5.
+"""Recording simulator episodes into datasets: the embedded demo env and LIBERO, one place.
 
-    python scripts/generate_libero_demos.py --tasks 0,1 --episodes_per_task 10 --out data/ls01
+    python scripts/make_demo_dataset.py --out data/demo                    # make_demo_dataset
+    python scripts/generate_libero_demos.py --tasks 0,1 --out data/ls01   # generate_libero_demos
 
-The simulation runs without cameras (about 10x faster); each kept episode's frames are rendered
-afterwards by replaying its saved MuJoCo states. For another suite nothing changes here as long as
-the expert solves its tasks (vggt_vla/sim/libero_expert.py reads each task's goal from its BDDL).
+It sits above vggt_vla.data (the writers) and vggt_vla.sim (the envs and experts), which never
+import each other. Both recorders run a scripted expert, keep the episodes it solved, record the
+expert's action while executing a noisy one (so the data covers states slightly off the expert's
+path), and write the LIBERO feature layout (`episode_features`). To record another simulator:
+a `record_<sim>_episode` returning arrays per feature, and a loop that hands them to a writer.
+
+The demo dataset is LIBERO-shaped: two 128x128 cameras (`observation.images.image` agent view,
+`observation.images.wrist_image` following the gripper), 8-D `observation.state`, 7-D `action` in
+[-1, 1], 10 fps, one instruction per episode. Demo episode i is the env reset with seed `seed + i`
+and ends when the instruction is carried out.
+
+LIBERO demonstrations: the simulation runs without cameras (about 10x faster); each kept
+episode's frames are rendered afterwards by replaying its saved MuJoCo states. For another suite
+nothing changes here as long as the expert solves its tasks (vggt_vla/sim/libero_expert.py reads
+each task's goal from its BDDL). Written as LeRobot v3.0 and/or LIBERO HDF5.
 """
 
 from __future__ import annotations
@@ -12,19 +25,93 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..constants import ACTION_NAMES, STATE_KEY
-from ..data.libero_hdf5 import LiberoHDF5Writer
-from ..data.writer import LeRobotWriter
-from .libero import (CAMERAS, STATE_NAMES, LiberoEnv, cached_env, load_task,
-                     map_jobs, num_tasks, quat_to_axis_angle)
-from .libero_expert import LiberoExpert
+from vggt_vla.constants import ACTION_KEY, ACTION_NAMES, CAMERA_KEYS, STATE_KEY
+from vggt_vla.data.libero_hdf5 import LiberoHDF5Writer
+from vggt_vla.data.writer import LeRobotWriter, available_av1_encoder
+from vggt_vla.sim.demo_env import STATE_NAMES as DEMO_STATE_NAMES
+from vggt_vla.sim.demo_env import TASK_TYPES, DemoEnv, scripted_action
+from vggt_vla.sim.libero import CAMERAS as LIBERO_CAMERAS
+from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
+from vggt_vla.sim.libero import LiberoEnv, cached_env, load_task, map_jobs, num_tasks, quat_to_axis_angle
+from vggt_vla.sim.libero_expert import LiberoExpert
 
 
-def record_demo(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, action_noise: float = 0.0,
+def episode_features(image_size: int, state_names: Sequence[str], video: bool = False) -> dict:
+    """The LeRobot feature schema both recorders write: the two cameras (PNG frames in parquet, or
+    AV1 video), the 8-D state and the 7-D action (lerobot/libero_*_image's layout)."""
+    cam = {"dtype": "video" if video else "image", "shape": [image_size, image_size, 3],
+           "names": ["height", "width", "channels"]}
+    return {**{key: dict(cam) for key in CAMERA_KEYS},
+            STATE_KEY: {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
+            ACTION_KEY: {"dtype": "float32", "shape": [len(ACTION_NAMES)], "names": ACTION_NAMES}}
+
+
+# ---------------------------------------------------------------------------------------------
+# The embedded demo
+# ---------------------------------------------------------------------------------------------
+
+DEMO_FPS = 10
+# Episodes the demo recipe trains on. With 200 the policy memorised the scenes (train L1 fell,
+# validation L1 stayed flat); see ARCHITECTURE_ANALYSIS.md section 7. 1,000 take ~30 s to write.
+DEFAULT_EPISODES = 1000
+
+
+def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise: float) -> Optional[dict]:
+    """One scripted episode as arrays (None if the expert failed, which the tests rule out)."""
+    obs = env.reset(seed=seed)
+    frames: dict[str, list] = {k: [] for k in (*CAMERA_KEYS, STATE_KEY, ACTION_KEY)}
+    while not env.done:
+        action = scripted_action(env)
+        for k in (*CAMERA_KEYS, STATE_KEY):
+            frames[k].append(obs[k])
+        frames[ACTION_KEY].append(action)
+        executed = action.copy()
+        executed[:2] += rng.normal(0.0, noise, size=2) if noise > 0 else 0.0
+        obs, _ = env.step(np.clip(executed, -1.0, 1.0))
+    if not env.success:
+        return None
+    return {k: np.stack(v) for k, v in frames.items()}
+
+
+def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPISODES, seed: int = 0,
+                      video: bool = False, video_codec: Optional[str] = None, noise: float = 0.3,
+                      image_size: int = 128, num_objects: int = 3,
+                      task_types: Sequence[str] = TASK_TYPES, overwrite: bool = False,
+                      progress: bool = True) -> Path:
+    """Write the demo dataset to `out` and return its root."""
+    from tqdm import tqdm
+
+    codec = video_codec
+    if video and codec is None:
+        codec = available_av1_encoder()
+        if codec is None:
+            raise RuntimeError("this PyAV build has no AV1 encoder; pass video_codec='libx264'")
+    writer = LeRobotWriter(out, fps=DEMO_FPS, features=episode_features(image_size, DEMO_STATE_NAMES, video),
+                           version="v3.0", robot_type="demo_gripper", video_codec=codec or "libsvtav1",
+                           overwrite=overwrite)
+    env = DemoEnv(image_size=image_size, num_objects=num_objects, task_types=task_types)
+    rng = np.random.default_rng(seed)
+    failed = 0
+    for i in tqdm(range(num_episodes), desc="demo episodes", disable=not progress):
+        episode = record_demo_episode(env, seed + i, rng, noise)
+        if episode is None:
+            failed += 1
+            continue
+        writer.add_episode(episode, task=env.instruction)
+    if failed:
+        print(f"warning: the scripted expert failed {failed} of {num_episodes} episodes; they were skipped")
+    return writer.finalize()
+
+
+# ---------------------------------------------------------------------------------------------
+# LIBERO (the simulator itself, requirements-sim.txt, is imported when an env is built)
+# ---------------------------------------------------------------------------------------------
+
+def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, action_noise: float = 0.0,
                 rng: Optional[np.random.Generator] = None, seed: Optional[int] = None) -> Optional[dict]:
     """One expert episode from `init_state`, as arrays with one row per control step (None if the
     expert failed). The camera frames are rendered afterwards by replaying the saved MuJoCo states,
@@ -56,7 +143,7 @@ def record_demo(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, action
     out = {k: np.stack(v) for k, v in rows.items()}
     out["eef_axis_angle"] = np.stack([quat_to_axis_angle(q) for q in out["eef_quat"]])
     renders = [env.render_state(state) for state in out["sim_state"]]
-    for key in CAMERAS:  # at the env's camera size
+    for key in LIBERO_CAMERAS:  # at the env's camera size
         out[key] = np.stack([r[key] for r in renders])
     out["instruction"] = env.instruction
     out["task"], out["init_state"] = env.task.task_id, init_state
@@ -79,16 +166,8 @@ def _demo_job(job: tuple[int, int]) -> tuple[int, int, Optional[dict]]:
         _GEN["expert"], _GEN["expert_env"] = LiberoExpert(env), env
     seed = s["seed"] + 1000 * task + init_state
     rng = np.random.default_rng(seed)
-    return task, init_state, record_demo(env, _GEN["expert"], init_state, action_noise=s["action_noise"], rng=rng,
+    return task, init_state, record_libero_episode(env, _GEN["expert"], init_state, action_noise=s["action_noise"], rng=rng,
                                          seed=seed)
-
-
-def lerobot_features(image_size: int) -> dict:
-    """The feature schema of lerobot/libero_*_image (PNG frames in parquet)."""
-    cam = {"dtype": "image", "shape": [image_size, image_size, 3], "names": ["height", "width", "channels"]}
-    return {**{k: dict(cam) for k in CAMERAS},
-            STATE_KEY: {"dtype": "float32", "shape": [8], "names": STATE_NAMES},
-            "action": {"dtype": "float32", "shape": [7], "names": ACTION_NAMES}}
 
 
 # The LeRobot LIBERO datasets label their frames 10 fps although each row is one 20 Hz control step
@@ -97,7 +176,7 @@ def lerobot_features(image_size: int) -> dict:
 LEROBOT_FPS = 10
 
 
-def generate_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
+def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
                    episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
                    fast_render: bool = False, action_noise: float = 0.0, workers: int = 1, seed: int = 0,
                    overwrite: bool = False, progress: bool = True) -> dict:
@@ -121,8 +200,8 @@ def generate_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[l
     hdf5_root = root if fmt == "libero_hdf5" else root / "libero_hdf5"
     writer = None
     if fmt in ("lerobot", "both"):
-        writer = LeRobotWriter(lerobot_root, fps=LEROBOT_FPS, features=lerobot_features(size), version="v3.0",
-                               robot_type="panda", overwrite=True)
+        writer = LeRobotWriter(lerobot_root, fps=LEROBOT_FPS, features=episode_features(size, LIBERO_STATE_NAMES),
+                               version="v3.0", robot_type="panda", overwrite=True)
     h5: dict[int, LiberoHDF5Writer] = {}
     settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
                 "seed": seed}
@@ -137,7 +216,7 @@ def generate_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[l
         if demo is None:
             continue
         if writer is not None:
-            frames = {key: demo[key] for key in CAMERAS}
+            frames = {key: demo[key] for key in LIBERO_CAMERAS}
             frames[STATE_KEY] = demo["state"].astype(np.float32)
             frames["action"] = demo["action"].astype(np.float32)
             writer.add_episode(frames, task=demo["instruction"])
@@ -148,7 +227,7 @@ def generate_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[l
                                             bddl_file=info.bddl_file, overwrite=True,
                                             extra_attrs={"env_name": suite, "fast_render": int(fast_render),
                                                          "generated_by": "vggt_vla scripted expert"})
-            cams = list(CAMERAS)
+            cams = list(LIBERO_CAMERAS)
             robot_states = np.concatenate([demo["gripper"], demo["eef_pos"], demo["eef_quat"]], axis=1)
             h5[task].add_demo(actions=demo["action"], states=demo["sim_state"], robot_states=robot_states,
                               agentview_rgb=demo[cams[0]], eye_in_hand_rgb=demo[cams[1]], ee_pos=demo["eef_pos"],

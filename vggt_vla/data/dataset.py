@@ -1,0 +1,74 @@
+"""FrameDataset: training items over some episodes of any Source, whatever its format.
+
+    item = FrameDataset(source, chunk_size=10, transform=ImageTransform(224))[0]
+    # images [V,3,S,S] float, instruction str, state [S], actions [T,A], action_pad_mask [T], index
+
+The action chunk of row r is rows r .. r+T-1 of its episode; steps past the episode's end repeat
+its last action and are marked in action_pad_mask (excluded from the loss).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .normalize import Normalizer
+from .source import Source
+from .transforms import ImageTransform
+
+
+class FrameDataset(Dataset):
+    """Items in the batch format over some episodes of any `Source` (source.py).
+
+    episodes: dataset episode indices to use (None: all). chunk_size: T future actions per item,
+    starting at the item's own step; steps past the episode end repeat the last action and are
+    marked True in `action_pad_mask`.
+    """
+
+    def __init__(self, source: Source, *, chunk_size: int, transform: ImageTransform,
+                 normalizer: Optional[Normalizer] = None, episodes: Optional[Sequence[int]] = None):
+        self.source = source
+        self.chunk_size = int(chunk_size)
+        self.transform = transform
+        self.normalizer = normalizer
+        positions = (np.arange(len(source.episode_indices)) if episodes is None
+                     else np.array([source.episode_position(int(e)) for e in episodes], dtype=np.int64))
+        self.episodes = source.episode_indices[positions]
+        self.rows = (np.concatenate([np.arange(source.ep_start[p], source.ep_end[p]) for p in positions])
+                     if len(positions) else np.zeros(0, np.int64))  # [len] global rows
+        # Normalize whole columns once instead of per sample.
+        self._state = source.state
+        self._action = source.action
+        if normalizer is not None:
+            if source.state_key and source.state_dim:
+                self._state = normalizer.normalize(source.state_key, source.state).astype(np.float32)
+            self._action = normalizer.normalize(source.action_key, source.action).astype(np.float32)
+        self._offsets = np.arange(self.chunk_size)  # [T]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _chunk_rows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows of the T actions from `row` on, clamped to the episode, and the pad mask."""
+        end = self.source.ep_end[self.source.row_episode[row]]
+        rows = row + self._offsets  # [T]
+        pad = rows >= end  # [T]
+        return np.minimum(rows, end - 1), pad
+
+    def __getitem__(self, i: int) -> dict:
+        row = int(self.rows[i])
+        src = self.source
+        chunk, pad = self._chunk_rows(row)
+        frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
+        images = self.transform.cameras(frames)  # [V, 3, S, S]
+        return {
+            "images": images,
+            "instruction": src.tasks[src.task_index[row]],
+            "state": torch.from_numpy(self._state[row].copy()),  # [S]
+            "actions": torch.from_numpy(self._action[chunk]),  # [T, A] (fancy index copies)
+            "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
+            "index": row,  # dataset row: the key of the frozen-feature cache
+        }
