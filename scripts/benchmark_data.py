@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vggt_vla.data.benchmark import items_per_second, loader_items_per_second, open_dataset  # noqa: E402
+from vggt_vla.data.loader_benchmark import items_per_second, loader_items_per_second, open_dataset  # noqa: E402
 
 
 def main() -> None:

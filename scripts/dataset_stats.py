@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vggt_vla.data.meta import DatasetError  # noqa: E402
-from vggt_vla.data.summary import parse_episodes, summarize  # noqa: E402
+from vggt_vla.data.dataset_report import parse_episodes, summarize  # noqa: E402
 
 
 def main() -> int:

@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     from vggt_vla.policy import Policy
 
     from vggt_vla.models.pretrained import PretrainedUnavailable
-    from vggt_vla.training.checkpoint import CheckpointError
+    from vggt_vla.checkpoint import CheckpointError
 
     try:
         policy = Policy.from_pretrained(args.checkpoint, device=args.device, n_action_steps=args.n_action_steps,
@@ -127,7 +127,7 @@ def _libero(args, parser) -> int:
     except ValueError:
         parser.error(f"--tasks {args.tasks!r} must be comma-separated integers, e.g. 0,1,2")
     if args.policy == "checkpoint":  # fail here in one line, not in every worker
-        from vggt_vla.training.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
+        from vggt_vla.checkpoint import CheckpointError, checkpoint_config, load_checkpoint
 
         try:
             checkpoint_config(load_checkpoint(args.checkpoint, ("best", "last")))
@@ -153,7 +153,7 @@ def _libero(args, parser) -> int:
     if args.policy == "scripted":
         out = Path(args.json or f"eval_libero_scripted_{args.suite}.json")
     else:
-        from vggt_vla.training.checkpoint import resolve_checkpoint
+        from vggt_vla.checkpoint import resolve_checkpoint
 
         result["checkpoint"] = str(resolve_checkpoint(args.checkpoint, ("best", "last")))  # as Policy loads it
         out = Path(args.json) if args.json else Path(result["checkpoint"]).parent.parent / f"eval_libero_{args.suite}.json"

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     from vggt_vla.models.pretrained import PretrainedUnavailable
     from vggt_vla.policy import NonFiniteObservation, Policy
-    from vggt_vla.training.checkpoint import CheckpointError
+    from vggt_vla.checkpoint import CheckpointError
 
     files = [args.image] + ([args.wrist] if args.wrist else [])
     missing = [f for f in files if not Path(f).is_file()]

@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         if not args.resume:
             print("error: give --config NAME_OR_YAML (or --resume RUN_DIR)", file=sys.stderr)
             return 2
-        from vggt_vla.training.checkpoint import CheckpointError, resolve_checkpoint
+        from vggt_vla.checkpoint import CheckpointError, resolve_checkpoint
 
         try:  # <run>/checkpoints/last.pt -> <run>/config.yaml
             config = str(resolve_checkpoint(args.resume).parent.parent / "config.yaml")
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
 
     from vggt_vla.data.meta import DatasetError
     from vggt_vla.models.pretrained import PretrainedUnavailable
-    from vggt_vla.training.checkpoint import CheckpointError
+    from vggt_vla.checkpoint import CheckpointError
     from vggt_vla.training.run_dir import RunDirError
     from vggt_vla.training.trainer import Trainer, TrainingDiverged
 

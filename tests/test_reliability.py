@@ -17,8 +17,8 @@ import yaml
 
 from conftest import ROOT, run_script
 from test_training import train_config
-from vggt_vla.training import checkpoint as ckpt_mod
-from vggt_vla.training.checkpoint import CheckpointError
+from vggt_vla import checkpoint as ckpt_mod
+from vggt_vla.checkpoint import CheckpointError
 from vggt_vla.training.run_dir import RunDirError, RunLock, claim
 from vggt_vla.training.trainer import Trainer
 

@@ -8,7 +8,7 @@ import torch
 
 from conftest import run_script, tiny_config
 from vggt_vla.config import config_from_dict
-from vggt_vla.training import checkpoint as ckpt_mod
+from vggt_vla import checkpoint as ckpt_mod
 from vggt_vla.training.trainer import Trainer, TrainingDiverged
 
 

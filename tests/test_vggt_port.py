@@ -221,11 +221,12 @@ def test_hub_failure_names_repo_and_remedy(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# Pieces checked against the SPEC's formulas
+# Pieces checked against the reference formulas (../shared/vggt/SPEC.md, next to a clone with the fixtures)
 
 
 def _pil_bicubic_matrix(n: int, m: int) -> torch.Tensor:
-    """[m, n] float64 resampling matrix of the antialiased (PIL-style) bicubic, SPEC section 4.3."""
+    """[m, n] float64 resampling matrix of the antialiased (PIL-style) bicubic that VGGT's
+    preprocessing resizes with (SPEC.md section 4.3)."""
 
     def keys(t: float, a: float = -0.5) -> float:
         t = abs(t)

@@ -27,7 +27,7 @@ from vggt_vla.config import Config
 from vggt_vla.data.normalize import Normalizer
 from vggt_vla.data.transforms import ImageTransform
 from vggt_vla.models.vla_model import VLAModel
-from vggt_vla.training.checkpoint import (checkpoint_config, checkpoint_normalizer, load_checkpoint,
+from vggt_vla.checkpoint import (checkpoint_config, checkpoint_normalizer, load_checkpoint,
                                           load_model_state)
 
 

@@ -8,8 +8,8 @@ formats), dataset (FrameDataset: items over any source), meta (LeRobot metadata)
 (frame access),
 transforms, stats / normalize, batch (collate, to_device), loader (split + make_loader, the one
 DataLoader builder), writer (LeRobot writer),
-synthetic (test datasets), summary / benchmark (tools). The demo dataset is written by
-vggt_vla/recording.py.
+synthetic (test datasets), dataset_report / loader_benchmark (tools). The demo dataset is
+written by vggt_vla/recording.py.
 """
 
 from .batch import collate

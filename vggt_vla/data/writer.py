@@ -1,8 +1,10 @@
 """Write LeRobot datasets, codebase v2.1 or v3.0, the way lerobot's own writers lay them out.
 
 The tests use it to produce every kind of dataset the reader must handle (v2.1 / v3.0, PNG or
-JPEG images in parquet, AV1 or H.264 mp4 video), and ``demo.py`` uses it for the demo dataset.
-The layout follows ``shared/lerobot/FORMAT.md``; lerobot itself is not needed.
+JPEG images in parquet, AV1 or H.264 mp4 video), and vggt_vla/recording.py uses it for the demo
+and LIBERO datasets.
+The layout is LeRobot's own (codebase versions v2.1 and v3.0: meta/info.json, episodes, tasks,
+stats, chunked parquet and mp4 files); the lerobot package itself is not needed.
 
     w = LeRobotWriter("out/ds", fps=10, version="v3.0", features={
         "observation.images.image": {"dtype": "video", "shape": [128, 128, 3],

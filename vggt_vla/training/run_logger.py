@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from vggt_vla.training.checkpoint import atomic_write_text
+from vggt_vla.checkpoint import atomic_write_text
 
 
 class RunLogger:

@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Sampler
 from vggt_vla.config import Config
 from vggt_vla.data.batch import to_device
 from vggt_vla.models.vla_model import VLAModel
-from vggt_vla.training.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text,
+from vggt_vla.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text,
                                           checkpoint_config, checkpoint_normalizer, load_checkpoint,
                                           load_model_state, model_state, rng_state, set_rng_state)
 from vggt_vla.training.run_logger import RunLogger, action_panel

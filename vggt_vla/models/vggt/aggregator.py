@@ -1,4 +1,5 @@
-"""The VGGT aggregator: DINOv2 patch tokens + alternating frame / global attention (SPEC sections 1-9).
+"""The VGGT aggregator: DINOv2 patch tokens + alternating frame / global attention
+(facebookresearch/vggt, ported weight-exact).
 
 images [B, S, 3, H, W] in [0, 1]
   -> ImageNet normalisation (done here, callers pass raw RGB)

@@ -1,4 +1,5 @@
-"""Transformer building blocks shared by the aggregator and its DINOv2 patch embedder (SPEC section 7).
+"""Transformer building blocks shared by the aggregator and its DINOv2 patch embedder (as in
+facebookresearch/vggt).
 
 One pre-norm block serves both users; they differ only in LayerNorm eps (1e-5 in the aggregator,
 1e-6 in the ViT), qk-norm (aggregator only) and RoPE (aggregator only, passed in at call time).
@@ -23,7 +24,7 @@ class LayerScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Out of place on purpose: under autocast x is low precision and gamma float32, so the product
-        # is float32 and the residual stream stays float32 (SPEC section 10).
+        # is float32 and the residual stream stays float32 (as the reference implementation keeps it).
         return x * self.gamma
 
 

@@ -52,7 +52,8 @@ def pretrained_vggt_1b(
 
     Built on the meta device and filled by assignment, so peak host memory is one copy of the weights.
     `source` / `load_kwargs` go to `load_aggregator_weights` (hub id, file or directory; revision,
-    cache_dir, local_files_only). Keep dtype float32 and use autocast for bf16 inference (SPEC 10).
+    cache_dir, local_files_only). Keep dtype float32 and use autocast for bf16 inference, as the
+    reference implementation does.
     """
     with torch.device("meta"):
         model = vggt_1b()

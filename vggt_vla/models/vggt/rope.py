@@ -1,4 +1,4 @@
-"""2-D rotary position embedding (RoPE) of the VGGT aggregator (SPEC sections 6 and 8).
+"""2-D rotary position embedding (RoPE) of the VGGT aggregator (as in facebookresearch/vggt).
 
 Every token of a frame carries an integer (y, x) position: patch tokens sit at (row + 1, col + 1),
 camera and register tokens at (0, 0), where the rotation is the identity. In a head vector of width D

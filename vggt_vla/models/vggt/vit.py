@@ -1,4 +1,5 @@
-"""DINOv2-style ViT with register tokens: the aggregator's patch embedder (SPEC section 4).
+"""DINOv2-style ViT with register tokens: the aggregator's patch embedder (as in
+facebookresearch/vggt).
 
 Only the final-LayerNorm'ed patch tokens leave this module; the cls token and the ViT's own registers
 take part in attention and are then dropped. Parameter names follow the checkpoint

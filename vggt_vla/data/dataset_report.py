@@ -1,6 +1,6 @@
 """A human-readable summary of a LeRobot dataset (what scripts/dataset_stats.py prints).
 
-    from vggt_vla.data.summary import summarize
+    from vggt_vla.data.dataset_report import summarize
     print(summarize("data/demo", task="red", episodes="0:50"))
 
 Statistics come from the metadata (meta/stats.json, or the per-episode stats combined over the
