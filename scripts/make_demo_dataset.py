@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vggt_vla.recording import DEFAULT_EPISODES, make_demo_dataset  # noqa: E402
+from vggt_vla.recording import DEFAULT_EPISODES, DEMO_NOISE, DEMO_NOISE_CORRELATION, make_demo_dataset  # noqa: E402
 from vggt_vla.sim.demo_env import TASK_TYPES  # noqa: E402
 
 
@@ -27,7 +27,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0, help="episode i uses env seed SEED + i")
     parser.add_argument("--video", action="store_true", help="store cameras as mp4 (AV1) instead of PNG")
     parser.add_argument("--codec", default=None, help="video encoder (default: the AV1 encoder PyAV has)")
-    parser.add_argument("--noise", type=float, default=0.3, help="std of the noise added to executed actions")
+    parser.add_argument("--noise", type=float, default=DEMO_NOISE,
+                        help="std of the noise added to executed actions (the expert's are recorded)")
+    parser.add_argument("--noise_correlation", type=float, default=DEMO_NOISE_CORRELATION,
+                        help="how much of the last step's noise carries over (0: independent per step)")
     parser.add_argument("--objects", type=int, default=3, help="objects per scene")
     parser.add_argument("--tasks", nargs="+", default=list(TASK_TYPES), choices=TASK_TYPES)
     parser.add_argument("--overwrite", action="store_true")
@@ -35,7 +38,8 @@ def main() -> int:
     start = time.time()
     try:
         root = make_demo_dataset(args.out, num_episodes=args.episodes, seed=args.seed, video=args.video,
-                                 video_codec=args.codec, noise=args.noise, num_objects=args.objects,
+                                 video_codec=args.codec, noise=args.noise, noise_correlation=args.noise_correlation,
+                                 num_objects=args.objects,
                                  task_types=args.tasks, overwrite=args.overwrite)
     except FileExistsError:
         print(f"error: {args.out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)

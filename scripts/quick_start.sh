@@ -40,17 +40,17 @@ python scripts/test_model.py --config "$CONFIG" --repeats 1
 
 echo "== 2/4 data   [${SECONDS}s]"
 if [ "$IS_DEMO" = 1 ]; then
-  # The recipe trains on vggt_vla.recording.DEFAULT_EPISODES episodes. A dataset of another size
-  # (an older default, or one written by hand) is neither trained on nor replaced: we stop.
-  HAVE=$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["total_episodes"])' "$DATA_ROOT/meta/info.json" 2>/dev/null || echo 0)
-  WANT=$(python -c 'from vggt_vla.recording import DEFAULT_EPISODES; print(DEFAULT_EPISODES)')
-  if [ "$HAVE" = "$WANT" ]; then
-    echo "using the existing demo dataset in $DATA_ROOT ($HAVE episodes)"
-  elif [ "$HAVE" = 0 ]; then
+  # The recipe trains on a dataset written with vggt_vla.recording's demo settings (episodes,
+  # noise). Another one (an older default, or one written by hand) is neither trained on nor
+  # replaced: we stop.
+  MISMATCH=$(python -c 'import sys; from vggt_vla.recording import demo_recipe_mismatch as m; print(m(sys.argv[1]) or "")' "$DATA_ROOT")
+  if [ -z "$MISMATCH" ]; then
+    echo "using the existing demo dataset in $DATA_ROOT"
+  elif [ "$MISMATCH" = missing ]; then
     python scripts/make_demo_dataset.py --out "$DATA_ROOT"
   else
     cat >&2 <<MSG
-error: $DATA_ROOT holds $HAVE episodes, but the demo recipe trains on $WANT. Either
+error: $DATA_ROOT is not the demo recipe's dataset: $MISMATCH. Either
   * rewrite it:    python scripts/make_demo_dataset.py --out $DATA_ROOT --overwrite
   * or keep it:    move it elsewhere and run quick_start.sh again (it writes a new one), or
                    train on it directly: python scripts/train_vla.py --config demo --dataset_root DIR

@@ -102,6 +102,26 @@ def test_demo_dataset_matches_the_env(demo):
         assert source.tasks[source.task_index[row]] == obs["instruction"]
 
 
+def test_recorded_noise_drifts_and_the_recipe_check_reads_it(demo, tmp_path):
+    """Executed actions carry a correlated drift (the recorded ones are the expert's), and
+    demo_recipe_mismatch tells quick_start.sh whether a dataset was written the recipe's way."""
+    from vggt_vla.recording import DEMO_NOISE_CORRELATION, demo_recipe_mismatch, record_demo_episode
+
+    env = DemoEnv()
+    drifts = {}
+    for rho in (0.0, 0.8):
+        episode = record_demo_episode(env, 5, np.random.default_rng(0), noise=0.3, noise_correlation=rho)
+        moved = np.diff(episode[STATE_KEY][:, :2], axis=0) / 0.045  # executed xy actions
+        drifts[rho] = moved - episode["action"][:-1, :2]  # [T-1, 2]: the noise, where no clipping hit
+    lag1 = {rho: np.corrcoef(d[:-1, 0], d[1:, 0])[0, 1] for rho, d in drifts.items()}
+    assert lag1[0.8] > 0.5 > lag1[0.0]
+    root, _ = demo
+    recorded = json.loads((root / "meta" / "info.json").read_text())["demo_recording"]
+    assert recorded["noise_correlation"] == DEMO_NOISE_CORRELATION and recorded["episodes"] == 8
+    assert "episodes 8" in demo_recipe_mismatch(root)  # the recipe wants DEFAULT_EPISODES
+    assert demo_recipe_mismatch(tmp_path / "none") == "missing"
+
+
 def test_demo_video_dataset(tmp_path):
     if available_av1_encoder() is None:
         pytest.skip("no AV1 encoder in this PyAV build")

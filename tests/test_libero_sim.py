@@ -96,14 +96,21 @@ def demos(tmp_path_factory):
 
 
 def test_generated_demos_load_identically_in_both_formats(demos):
+    import h5py
+
     from vggt_vla.data.lerobot import LeRobotSource
     from vggt_vla.data.libero_hdf5 import LiberoHDF5Source, find_hdf5_files
+    from vggt_vla.sim.libero import simulator_versions
 
     summary = json.loads((demos / "expert_success.json").read_text())
     assert summary["kept"] == 1 and summary["per_task"][0]["successes"] == 1 and summary["fast_render"]
     info = json.loads((demos / "lerobot" / "meta" / "info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["fps"] == 10
     assert info["features"]["observation.images.image"]["shape"] == [32, 32, 3]
+    versions = simulator_versions()  # recorded with the data: physics and rendering vary by release
+    assert versions["mujoco"] and info["simulator_versions"] == summary["simulator_versions"] == versions
+    with h5py.File(find_hdf5_files(str(demos / "libero_hdf5"))[0], "r") as f:
+        assert json.loads(f["data"].attrs["simulator_versions"]) == versions
     a = LeRobotSource(demos / "lerobot", camera_keys=list(CAMS), progress=False)
     b = LiberoHDF5Source(find_hdf5_files(str(demos / "libero_hdf5")), camera_keys=list(CAMS), progress=False)
     assert a.num_rows == b.num_rows > 20 and a.tasks == b.tasks
@@ -156,6 +163,7 @@ def test_eval_scripted_policy_reports_success(tmp_path):
     assert task["successes"] == 1 and task["ci95"][0] < 1.0 == task["ci95"][1]
     assert result["successes"] == 1 and 0 < result["mean_length"] < result["max_steps"]
     assert "overall: 100.0%" in out.stdout
+    assert set(result["simulator_versions"]) == {"mujoco", "robosuite", "libero"}
 
 
 def test_eval_rejects_bad_libero_arguments(tmp_path):

@@ -328,7 +328,7 @@ def libero_eval(spec: LiberoEvalSpec, progress: bool = True) -> dict:
     import os
     import time
 
-    from vggt_vla.sim.libero import SUITE_MAX_STEPS, load_task, map_jobs, num_tasks
+    from vggt_vla.sim.libero import SUITE_MAX_STEPS, load_task, map_jobs, num_tasks, simulator_versions
 
     if spec.policy != "scripted" and not Path(spec.policy).exists():
         raise FileNotFoundError(f"checkpoint {spec.policy!r} does not exist; pass a run directory or .pt file, "
@@ -361,7 +361,8 @@ def libero_eval(spec: LiberoEvalSpec, progress: bool = True) -> dict:
         per_task.append({"task": t, "instruction": instructions[t], **_rate(mine)})
     return {"sim": "libero", "suite": spec.suite, **_rate(episodes), "per_task": per_task,
             "wall_time_s": round(wall, 1), "max_steps": spec.max_steps or SUITE_MAX_STEPS.get(spec.suite, 500),
-            "settings": dataclasses.asdict(spec), "episode_records": episodes}
+            "settings": dataclasses.asdict(spec), "simulator_versions": simulator_versions(),
+            "episode_records": episodes}
 
 
 def _rate(episodes: list[dict]) -> dict:

