@@ -17,6 +17,8 @@ vertical at most:
     approach  above the grasp point, just high enough to clear what lies under the way there
     descend   to the grasp point (ends early if a fingertip comes to rest on the rim)
     grasp     close the fingers
+    slide_out only when something overhangs the object (a cabinet top over a half-open drawer):
+              drag it out sideways first
     lift      straight up to the carry height (the held object clears everything under its path)
     carry     until the object's origin is over the target's origin for a few steps (the success
               test compares those two points), tracking where the object really sits in the hand
@@ -25,14 +27,17 @@ vertical at most:
 
 Wide objects (bowls) are pinched at the rim, the rim taken in the object's own frame (a bowl tilted
 on a ramekin is grasped where its rim is): of 12 points around it, the one whose fingers have the
-most room from other objects' parts, within easy reach of the arm, turning the hand least. Narrow
-objects are grasped across their centre. A grasp that slips (the object drifts from the hand) is
+most room from other objects' parts, within easy reach of the arm, turning the hand least, and not
+under an overhang. Narrow objects are grasped across their centre. A grasp that slips (the object drifts from the hand) is
 retried from `approach`, three times at most.
 
 Success over initial states 0-9 of each libero_spatial task (scripts/eval.py --policy scripted
---episodes_per_task 10 --seed 0; 100% unless listed): task 4 (bowl in the top drawer) 40%,
-task 6 (next to the cookie box) 90%, task 7 (on the stove) 90%; 92% overall. In the drawer the inner finger meets the cabinet top above the bowl
-when the drawer is only partly open; a pre-shaped (half-closed) approach would be the next step.
+--episodes_per_task 10 --workers 2, MuJoCo 3.3.7; 100% unless listed): task 4 (bowl in the top
+drawer) 70%, task 6 (next to the cookie box) 90%; 96% overall. The cabinet's top panel overhangs
+the half-open drawer by 4-7 cm, 1 cm above the bowl's rim: rim points under it are skipped and the
+bowl is dragged out from under it before lifting (task 4 was 40% without this). The remaining task-4
+failures run out of steps (220): the fingers stop on something above the chosen rim point and the
+descent waits 60 steps before grasping anyway, then the grasp slips and is retried.
 
 Score it: `python -m vggt_vla.sim.libero_expert --suite libero_spatial --episodes 10` prints the
 success rate per task (scripts/eval.py --policy scripted does the same, in parallel, with videos).
@@ -276,7 +281,10 @@ class LiberoExpert:
             floor = grasp[2] - 0.02  # the fingertips' lowest point
             room = min(self._free_room(p, floor, parts) for p in [grasp[:2], *pads])
             reach = float(np.linalg.norm(grasp[:2] - base_xy))  # far points are at the arm's limit
-            score = min(room, 0.04) - 0.01 * abs(yaw) - 2.0 * max(0.0, reach - COMFORT_REACH)
+            # Under an overhang (the cabinet top over a half-open drawer) the fingers cannot come down.
+            covered = any(box.lo[2] > grasp[2] + 0.005 and np.all(box.lo[:2] <= grasp[:2])
+                          and np.all(grasp[:2] <= box.hi[:2]) for box in parts)
+            score = min(room, 0.04) - 0.01 * abs(yaw) - 2.0 * max(0.0, reach - COMFORT_REACH) - float(covered)
             if score > best_score:
                 best, best_score = (grasp, float(yaw)), score
         return best
@@ -326,8 +334,33 @@ class LiberoExpert:
     def _phase_grasp(self, pos):
         if self.t_phase >= 12:
             self.held_offset = self._box(self.obj_name).center - pos
-            self._goto("lift")
+            exit_xy = self._exit_from_under()
+            self.slide_to = np.array([*(pos[:2] + exit_xy), pos[2] + 0.003])
+            self._goto("slide_out" if np.any(exit_xy) else "lift")
         return self._move(pos, self.grasp, CLOSE, 0.3)
+
+    def _exit_from_under(self) -> np.ndarray:
+        """The horizontal move [2] that takes the held object out from under every part above it
+        (a cabinet's top panel over its half-open drawer), along the axis it overlaps least; zero
+        when nothing is above it. Lifting straight up would pull it against that panel."""
+        obj = self._box(self.obj_name)
+        move = np.zeros(2)
+        for part in self._part_boxes():
+            overlap = np.minimum(part.hi[:2], obj.hi[:2]) - np.maximum(part.lo[:2], obj.lo[:2])  # [2]
+            if np.all(overlap > 0) and part.lo[2] > obj.lo[2] + 0.01:
+                axis = int(np.argmin(overlap))
+                side = np.sign(obj.center[axis] - part.center[axis]) or 1.0
+                step = side * (overlap[axis] + 0.01)
+                move[axis] = step if abs(step) > abs(move[axis]) else move[axis]
+        return move
+
+    def _phase_slide_out(self, pos):
+        if self._slipped(pos):
+            return self._regrasp(pos)
+        if np.linalg.norm(pos[:2] - self.slide_to[:2]) < 0.01 or self.t_phase > 40:
+            self.grasp = np.array([*pos[:2], self.grasp[2]])  # lift from here
+            self._goto("lift")
+        return self._move(pos, self.slide_to, CLOSE)
 
     def _slipped(self, pos) -> bool:
         drift = self._box(self.obj_name).center - pos - self.held_offset
