@@ -52,9 +52,9 @@ def main(argv=None) -> int:
     from vggt_vla.recording import generate_libero_demos
 
     summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks, episodes_per_task=args.episodes_per_task,
-                             fmt=args.format, image_size=args.image_size, fast_render=args.fast_render,
-                             action_noise=args.action_noise, workers=args.workers, seed=args.seed,
-                             overwrite=args.overwrite)
+                                    fmt=args.format, image_size=args.image_size, fast_render=args.fast_render,
+                                    action_noise=args.action_noise, workers=args.workers, seed=args.seed,
+                                    overwrite=args.overwrite)
     print(f"\n{'task':>4}  {'expert success':>14}  instruction")
     for row in summary["per_task"]:
         print(f"{row['task']:>4}  {row['successes']:>6}/{row['episodes']:<3} {row['success_rate']:>4.0%}  "

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
+from vggt_vla.constants import CAMERA_KEYS
 from vggt_vla.data.batch import collate
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
-from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
+from vggt_vla.data.synthetic import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
 LENGTHS = (7, 12, 3, 9)  # episode 2 is shorter than the chunk
@@ -16,7 +17,7 @@ LENGTHS = (7, 12, 3, 9)  # episode 2 is shorter than the chunk
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     truth = make_synthetic_dataset(tmp_path_factory.mktemp("chunks") / "ds", episode_lengths=LENGTHS, image_size=32)
-    source = LeRobotSource(truth.root, camera_keys=list(CAMERAS), cache_dir=tmp_path_factory.mktemp("cache"))
+    source = LeRobotSource(truth.root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path_factory.mktemp("cache"))
     return truth, source
 
 

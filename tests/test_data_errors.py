@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 
 from vggt_vla.config import ConfigError, DataConfig, config_from_dict
+from vggt_vla.constants import CAMERA_KEYS
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.loader import build_source
 from vggt_vla.data.meta import DatasetError, load_meta, resolve_dataset_root
-from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
+from vggt_vla.data.synthetic import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
 WRIST2 = ("observation.images.image", "observation.images.image2")
@@ -44,14 +45,14 @@ def cfg_for(root, tmp_path, **model):
 
 def test_missing_camera_lists_the_available_ones(roots, tmp_path):
     with pytest.raises(DatasetError) as err:
-        LeRobotSource(roots / "image2", camera_keys=list(CAMERAS), cache_dir=tmp_path)
+        LeRobotSource(roots / "image2", camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path)
     msg = str(err.value)
     assert "observation.images.wrist_image" in msg
     assert "observation.images.image2" in msg and "rename_map" in msg
 
 
 def test_rename_map_maps_a_dataset_camera_to_the_config_name(roots, tmp_path):
-    source = LeRobotSource(roots / "image2", camera_keys=list(CAMERAS), cache_dir=tmp_path,
+    source = LeRobotSource(roots / "image2", camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path,
                            rename_map={"observation.images.image2": "observation.images.wrist_image"})
     assert source.camera_features == list(WRIST2)
     item = FrameDataset(source, chunk_size=2, transform=ImageTransform(32))[0]
@@ -70,7 +71,7 @@ def test_action_and_state_dims_must_match_the_model(roots, tmp_path):
 
 def test_missing_state_or_action_feature(roots, tmp_path):
     with pytest.raises(DatasetError, match=r"action feature 'actions'.*data.action_key"):
-        LeRobotSource(roots / "image", camera_keys=list(CAMERAS), action_key="actions", cache_dir=tmp_path)
+        LeRobotSource(roots / "image", camera_keys=list(CAMERA_KEYS), action_key="actions", cache_dir=tmp_path)
 
 
 def test_unknown_codebase_version(copy_of):
@@ -87,7 +88,7 @@ def test_unreadable_data_file_is_named(copy_of, tmp_path):
     bad = root / "data/chunk-000/file-000.parquet"
     bad.write_bytes(b"not a parquet file")
     with pytest.raises(DatasetError, match="file-000.parquet"):
-        LeRobotSource(root, camera_keys=list(CAMERAS), cache_dir=tmp_path / "c")
+        LeRobotSource(root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path / "c")
 
 
 def test_missing_data_file_is_named(copy_of, tmp_path):
@@ -99,9 +100,9 @@ def test_missing_data_file_is_named(copy_of, tmp_path):
 
 def test_unreadable_video_is_named(copy_of, tmp_path):
     root = copy_of("video")
-    mp4 = root / f"videos/chunk-000/{CAMERAS[0]}/episode_000001.mp4"
+    mp4 = root / f"videos/chunk-000/{CAMERA_KEYS[0]}/episode_000001.mp4"
     mp4.write_bytes(b"\x00" * 100)
-    source = LeRobotSource(root, camera_keys=list(CAMERAS), cache_dir=tmp_path / "c")
+    source = LeRobotSource(root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path / "c")
     ds = FrameDataset(source, chunk_size=2, transform=ImageTransform(64))
     ds[0]  # episode 0 is intact
     with pytest.raises(DatasetError, match="episode_000001.mp4"):
@@ -109,8 +110,8 @@ def test_unreadable_video_is_named(copy_of, tmp_path):
 
 
 def test_frame_past_the_end_of_a_video_is_named(roots, tmp_path):
-    source = LeRobotSource(roots / "video", camera_keys=list(CAMERAS), cache_dir=tmp_path)
-    path = source.meta.video[CAMERAS[0]].paths[0]  # episode 0: 7 frames, 0.0 .. 0.6 s
+    source = LeRobotSource(roots / "video", camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path)
+    path = source.meta.video[CAMERA_KEYS[0]].paths[0]  # episode 0: 7 frames, 0.0 .. 0.6 s
     assert source._video.frame(path, 0.6).shape == (64, 64, 3)
     with pytest.raises(DatasetError, match=r"episode_000000.mp4: no frame within"):
         source._video.frame(path, 0.9)

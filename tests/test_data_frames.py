@@ -5,11 +5,12 @@ import pickle
 import numpy as np
 import pytest
 
+from vggt_vla.constants import CAMERA_KEYS
 from vggt_vla.data.images import ParquetImageStore
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.meta import DatasetError, load_meta
-from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
+from vggt_vla.data.synthetic import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 from vggt_vla.data.video import VideoFrameReader
 
@@ -26,12 +27,12 @@ def data(tmp_path_factory):
 def test_image_cache_is_built_once_and_keyed_by_the_files(data, tmp_path):
     image, _ = data
     meta = load_meta(image.root)
-    store = ParquetImageStore(meta.data_files, list(CAMERAS), tmp_path)
-    again = ParquetImageStore(meta.data_files, list(CAMERAS), tmp_path)
+    store = ParquetImageStore(meta.data_files, list(CAMERA_KEYS), tmp_path)
+    again = ParquetImageStore(meta.data_files, list(CAMERA_KEYS), tmp_path)
     assert again.dir == store.dir and store.num_rows == len(image.state)
     assert len(list((tmp_path / "parquet_images").iterdir())) == 1
-    np.testing.assert_array_equal(store.image(1, 5), image.frames[CAMERAS[1]][5])
-    other = ParquetImageStore(meta.data_files, list(CAMERAS[:1]), tmp_path)  # other columns, other cache
+    np.testing.assert_array_equal(store.image(1, 5), image.frames[CAMERA_KEYS[1]][5])
+    other = ParquetImageStore(meta.data_files, list(CAMERA_KEYS[:1]), tmp_path)  # other columns, other cache
     assert other.dir != store.dir
 
 
@@ -40,24 +41,24 @@ def test_unwritable_cache_dir_is_named(data, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     with pytest.raises(DatasetError, match="data.cache_dir"):
-        ParquetImageStore(load_meta(image.root).data_files, list(CAMERAS), blocker / "cache")
+        ParquetImageStore(load_meta(image.root).data_files, list(CAMERA_KEYS), blocker / "cache")
 
 
 def test_forward_decoding_equals_seeking(data):
     _, video = data
-    path = load_meta(video.root).video[CAMERAS[0]].paths[0]
+    path = load_meta(video.root).video[CAMERA_KEYS[0]].paths[0]
     forward = VideoFrameReader()
     sequential = [forward.frame(path, k / 10) for k in range(20)]  # no seeks after the first
     for k in np.random.default_rng(0).permutation(20):
         fresh = VideoFrameReader()  # every frame by a seek from scratch
         np.testing.assert_array_equal(fresh.frame(path, k / 10), sequential[k])
-    err = np.abs(sequential[7].astype(float) - video.frames[CAMERAS[0]][7]).mean()
+    err = np.abs(sequential[7].astype(float) - video.frames[CAMERA_KEYS[0]][7]).mean()
     assert err < 6
 
 
 def test_reader_with_one_open_file_alternates_correctly(data):
     _, video = data
-    paths = load_meta(video.root).video[CAMERAS[1]].paths
+    paths = load_meta(video.root).video[CAMERA_KEYS[1]].paths
     reader = VideoFrameReader(max_open=1)
     reference = VideoFrameReader()
     for k in range(10):
@@ -69,7 +70,7 @@ def test_reader_with_one_open_file_alternates_correctly(data):
 def test_datasets_pickle_without_copying_frames(data, tmp_path):
     """Spawn-started workers receive the dataset pickled: decoders reopen, caches re-map."""
     for truth in data:
-        source = LeRobotSource(truth.root, camera_keys=list(CAMERAS), cache_dir=tmp_path)
+        source = LeRobotSource(truth.root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path)
         ds = FrameDataset(source, chunk_size=3, transform=ImageTransform(32))
         before = ds[4]["images"]
         blob = pickle.dumps(ds)
@@ -95,7 +96,7 @@ def test_episodes_stored_out_of_order_across_files(tmp_path):
     eps = eps.set_column(eps.column_names.index("data/file_index"), "data/file_index", pa.array(swapped, pa.int64()))
     pq.write_table(eps, eps_path)
 
-    source = LeRobotSource(tmp_path / "ds", camera_keys=list(CAMERAS), cache_dir=tmp_path / "c")
+    source = LeRobotSource(tmp_path / "ds", camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path / "c")
     assert source.ep_start[1] == 0  # episode 1 now comes first
     ds = FrameDataset(source, chunk_size=4, transform=ImageTransform(32), episodes=[0])
     start, end = truth.episode_rows[0]
@@ -103,4 +104,4 @@ def test_episodes_stored_out_of_order_across_files(tmp_path):
         item = ds[i]
         np.testing.assert_array_equal(item["state"].numpy(), truth.state[start + i])
         np.testing.assert_allclose(item["images"][0].numpy().transpose(1, 2, 0) * 255,
-                                   truth.frames[CAMERAS[0]][start + i], atol=1e-3)
+                                   truth.frames[CAMERA_KEYS[0]][start + i], atol=1e-3)

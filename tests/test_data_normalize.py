@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from vggt_vla.constants import CAMERA_KEYS
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.normalize import MODES, Normalizer
 from vggt_vla.data.stats import QUANTILES, aggregate_stats, image_stats, vector_stats
-from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
+from vggt_vla.data.synthetic import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
 RNG = np.random.default_rng(0)
@@ -98,7 +99,7 @@ def datasets(tmp_path_factory):
 
 
 def _source(truth, cache):
-    return LeRobotSource(truth.root, camera_keys=list(CAMERAS), cache_dir=cache)
+    return LeRobotSource(truth.root, camera_keys=list(CAMERA_KEYS), cache_dir=cache)
 
 
 def test_v21_per_episode_stats_are_combined(datasets):

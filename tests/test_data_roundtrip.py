@@ -10,10 +10,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from vggt_vla.constants import CAMERA_KEYS
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.meta import load_meta
-from vggt_vla.data.synthetic import CAMERAS, make_synthetic_dataset
+from vggt_vla.data.synthetic import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 from vggt_vla.data.writer import available_av1_encoder
 
@@ -41,7 +42,7 @@ def written(request, tmp_path_factory):
         pytest.skip("this PyAV build has no AV1 encoder (libsvtav1 / libaom-av1 / librav1e)")
     root = tmp_path_factory.mktemp(name) / "ds"
     truth = make_synthetic_dataset(root, version=version, camera_dtype=dtype, image_size=SIZE, **opts)
-    source = LeRobotSource(root, camera_keys=list(CAMERAS), cache_dir=tmp_path_factory.mktemp("cache"))
+    source = LeRobotSource(root, camera_keys=list(CAMERA_KEYS), cache_dir=tmp_path_factory.mktemp("cache"))
     return name, truth, source
 
 
@@ -60,17 +61,17 @@ def test_metadata_matches_what_was_written(written):
     assert list(meta.episodes.length) == [e - s for s, e in truth.episode_rows]
     assert meta.tasks == list(dict.fromkeys(truth.tasks))
     assert [t[0] for t in meta.episodes.tasks] == truth.tasks
-    assert meta.camera_keys == list(CAMERAS)
+    assert meta.camera_keys == list(CAMERA_KEYS)
     info = json.loads((truth.root / "meta" / "info.json").read_text())
     assert info["features"]["observation.state"]["shape"] == [8]
     assert info["features"]["index"] == {"dtype": "int64", "shape": [1], "names": None}
     if "multifile" in name:
         kind = "data" if "png" in name else "video"
-        files = meta.data_files if kind == "data" else meta.video[CAMERAS[0]].paths
+        files = meta.data_files if kind == "data" else meta.video[CAMERA_KEYS[0]].paths
         assert len(files) > 1, "the size limit should have rolled over to several files"
-    if meta.version == "v3.0" and "video" in str(meta.features[CAMERAS[0]]["dtype"]) and "multifile" not in name:
+    if meta.version == "v3.0" and "video" in str(meta.features[CAMERA_KEYS[0]]["dtype"]) and "multifile" not in name:
         # several episodes share one mp4: later episodes start later in it
-        assert meta.video[CAMERAS[0]].from_timestamp[1] == pytest.approx(truth.episode_rows[1][0] / 10)
+        assert meta.video[CAMERA_KEYS[0]].from_timestamp[1] == pytest.approx(truth.episode_rows[1][0] / 10)
 
 
 def test_numeric_features_and_instructions_are_exact(written):
@@ -91,9 +92,9 @@ def test_images_match_within_codec_tolerance(written):
     _, items = _items(source)
     lossless = "png" in name
     for row, item in items.items():
-        assert item["images"].shape == (len(CAMERAS), 3, SIZE, SIZE)
+        assert item["images"].shape == (len(CAMERA_KEYS), 3, SIZE, SIZE)
         got = item["images"].numpy().transpose(0, 2, 3, 1) * 255.0  # [V, H, W, 3]
-        for v, cam in enumerate(CAMERAS):
+        for v, cam in enumerate(CAMERA_KEYS):
             err = np.abs(got[v] - truth.frames[cam][row]).mean()
             if lossless:
                 assert np.abs(got[v] - truth.frames[cam][row]).max() < 1e-3
@@ -122,7 +123,7 @@ def test_layout_is_lerobots(written):
         assert (root / "meta/episodes.jsonl").is_file() and (root / "meta/episodes_stats.jsonl").is_file()
         assert not (root / "meta/stats.json").exists()
         if "av1" in name or "h264" in name:
-            assert (root / f"videos/chunk-000/{CAMERAS[1]}/episode_000003.mp4").is_file()
+            assert (root / f"videos/chunk-000/{CAMERA_KEYS[1]}/episode_000003.mp4").is_file()
     else:
         assert (root / "data/chunk-000/file-000.parquet").is_file()
         assert (root / "meta/stats.json").is_file() and (root / "meta/tasks.parquet").is_file()
@@ -130,21 +131,21 @@ def test_layout_is_lerobots(written):
         assert eps.column("dataset_to_index").to_pylist()[-1] == len(truth.state)
         assert "stats/action/q99" in eps.column_names
         if "av1" in name or "h264" in name:
-            assert (root / f"videos/{CAMERAS[1]}/chunk-000/file-000.mp4").is_file()
+            assert (root / f"videos/{CAMERA_KEYS[1]}/chunk-000/file-000.mp4").is_file()
     schema = pq.read_schema(source.meta.data_files[0])
     assert str(schema.field("observation.state").type) == "fixed_size_list<element: float>[8]"
     assert str(schema.field("timestamp").type) == "float"
     assert str(schema.field("index").type) == "int64"
-    if source.meta.features[CAMERAS[0]]["dtype"] == "image":
-        assert str(schema.field(CAMERAS[0]).type) == "struct<bytes: binary, path: string>"
+    if source.meta.features[CAMERA_KEYS[0]]["dtype"] == "image":
+        assert str(schema.field(CAMERA_KEYS[0]).type) == "struct<bytes: binary, path: string>"
     else:
-        assert CAMERAS[0] not in schema.names
+        assert CAMERA_KEYS[0] not in schema.names
     assert "huggingface" in json.dumps({k.decode(): 1 for k in schema.metadata})
 
 
 def test_video_codec_recorded(written):
     name, _, source = written
-    info = source.meta.features[CAMERAS[0]].get("info")
+    info = source.meta.features[CAMERA_KEYS[0]].get("info")
     if "av1" in name:
         assert info["video.codec"] == "av1"
     elif "h264" in name:

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -155,10 +156,12 @@ def checkpoint_config(ckpt: dict):
                               f"({err}); use the code version the run was trained with") from None
 
 
-def checkpoint_normalizer(ckpt: dict, keys: list[str]):
-    """The state/action statistics a checkpoint was trained with, covering `keys`."""
+def checkpoint_normalizer(ckpt: dict, cfg):
+    """The state/action statistics a checkpoint was trained with, covering what the config `cfg`
+    normalises: the action, and the state when the model takes one."""
     from vggt_vla.data.normalize import Normalizer
 
+    keys = [cfg.data.action_key] + ([cfg.data.state_key] if cfg.model.state_dim > 0 else [])
     try:
         normalizer = Normalizer.from_dict(ckpt["normalization"])
     except (KeyError, TypeError, ValueError, AttributeError) as err:

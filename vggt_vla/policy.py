@@ -58,8 +58,7 @@ class Policy:
         unreadable, foreign, or its weights, config and statistics disagree."""
         ckpt = load_checkpoint(path, ("best", "last"))  # a .pt file as is
         cfg = checkpoint_config(ckpt)
-        keys = [cfg.data.action_key] + ([cfg.data.state_key] if cfg.model.state_dim > 0 else [])
-        normalizer = checkpoint_normalizer(ckpt, keys)
+        normalizer = checkpoint_normalizer(ckpt, cfg)
         parts = ckpt.get("pretrained_parts", {})
         if "language.model" in parts:  # the model actually used (after any fallback)
             cfg.model.language.language_model = parts["language.model"]

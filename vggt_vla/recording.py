@@ -145,7 +145,7 @@ def demo_recipe_mismatch(root: Union[str, Path]) -> Optional[str]:
 # ---------------------------------------------------------------------------------------------
 
 def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, action_noise: float = 0.0,
-                rng: Optional[np.random.Generator] = None, seed: Optional[int] = None) -> Optional[dict]:
+                          rng: Optional[np.random.Generator] = None, seed: Optional[int] = None) -> Optional[dict]:
     """One expert episode from `init_state`, as arrays with one row per control step (None if the
     expert failed). The camera frames are rendered afterwards by replaying the saved MuJoCo states,
     so the simulation itself runs without cameras (~10x faster); the replayed frames equal live ones.
@@ -183,24 +183,24 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: int,
     return out
 
 
-_GEN: dict = {}
+_LIBERO_WORKER: dict = {}
 
 
-def _demo_worker_init(settings: dict) -> None:
-    _GEN.clear()
-    _GEN.update(settings)
+def _libero_worker_init(settings: dict) -> None:
+    _LIBERO_WORKER.clear()
+    _LIBERO_WORKER.update(settings)
 
 
-def _demo_job(job: tuple[int, int]) -> tuple[int, int, Optional[dict]]:
+def _libero_job(job: tuple[int, int]) -> tuple[int, int, Optional[dict]]:
     task, init_state = job
-    s = _GEN
+    s = _LIBERO_WORKER
     env = cached_env(s["suite"], task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"])
-    if _GEN.get("expert_env") is not env:
-        _GEN["expert"], _GEN["expert_env"] = LiberoExpert(env), env
+    if s.get("expert_env") is not env:
+        s["expert"], s["expert_env"] = LiberoExpert(env), env
     seed = s["seed"] + 1000 * task + init_state
-    rng = np.random.default_rng(seed)
-    return task, init_state, record_libero_episode(env, _GEN["expert"], init_state, action_noise=s["action_noise"], rng=rng,
-                                         seed=seed)
+    episode = record_libero_episode(env, s["expert"], init_state, action_noise=s["action_noise"],
+                                    rng=np.random.default_rng(seed), seed=seed)
+    return task, init_state, episode
 
 
 # The LeRobot LIBERO datasets label their frames 10 fps although each row is one 20 Hz control step
@@ -210,9 +210,9 @@ LEROBOT_FPS = 10
 
 
 def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
-                   episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
-                   fast_render: bool = False, action_noise: float = 0.0, workers: int = 1, seed: int = 0,
-                   overwrite: bool = False, progress: bool = True) -> dict:
+                          episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
+                          fast_render: bool = False, action_noise: float = 0.0, workers: int = 1, seed: int = 0,
+                          overwrite: bool = False, progress: bool = True) -> dict:
     """Run the expert from initial states 0..N-1 of each task, keep the successful episodes and
     write them as a LeRobot v3.0 dataset (fmt "lerobot", at `out`), LIBERO HDF5 files (fmt
     "libero_hdf5", one <task>_demo.hdf5 per task in `out`) or both (out/lerobot, out/libero_hdf5).
@@ -243,7 +243,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     jobs = [(t, k) for t in tasks for k in range(episodes_per_task)]
     results: dict[int, list[bool]] = {t: [] for t in tasks}
     start = time.perf_counter()
-    for task, k, demo in map_jobs(_demo_job, jobs, workers, _demo_worker_init, (settings,)):
+    for task, k, demo in map_jobs(_libero_job, jobs, workers, _libero_worker_init, (settings,)):
         results[task].append(demo is not None)
         if progress:
             steps = f"{len(demo['action'])} steps" if demo is not None else "failed, skipped"

@@ -14,7 +14,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .meta import BOOKKEEPING_KEYS, DatasetError, LeRobotMeta, load_meta, read_parquet
+from vggt_vla.constants import BOOKKEEPING_COLUMNS
+
+from .meta import DatasetError, LeRobotMeta, load_meta, read_parquet
 from .stats import QUANTILES, Stats, aggregate_stats, vector_stats
 
 STAT_ORDER = ("mean", "std", "min", "max", *QUANTILES, "count")
@@ -77,7 +79,7 @@ def summarize(dataset: str, *, episodes: Optional[Sequence[int]] = None, task: O
     unknown = [f for f in features or [] if f not in meta.features]
     if unknown:
         raise DatasetError(f"unknown features {unknown}; the dataset has {list(meta.features)}")
-    shown = list(features) if features else [k for k in meta.features if k not in BOOKKEEPING_KEYS]
+    shown = list(features) if features else [k for k in meta.features if k not in BOOKKEEPING_COLUMNS]
     numeric = [k for k in shown if meta.features[k]["dtype"] not in ("image", "video", "string")]
     filtered = len(pos) != len(meta.episodes.index)
 

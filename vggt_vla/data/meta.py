@@ -19,12 +19,9 @@ from typing import Optional
 
 import numpy as np
 
-from vggt_vla.constants import BOOKKEEPING_COLUMNS
-
 from .stats import Stats, aggregate_stats, load_stats_json, stats_from_jsonable
 
 SUPPORTED_VERSIONS = ("v2.0", "v2.1", "v3.0")  # v2.0 has the v2.1 layout plus meta/stats.json
-BOOKKEEPING_KEYS = BOOKKEEPING_COLUMNS
 
 
 class DatasetError(ValueError):

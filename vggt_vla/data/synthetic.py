@@ -20,7 +20,6 @@ from vggt_vla.constants import CAMERA_KEYS
 
 from .writer import LeRobotWriter
 
-CAMERAS = CAMERA_KEYS
 
 
 @dataclass
@@ -44,7 +43,7 @@ def synthetic_frame(row: int, cam: int, size: int) -> np.ndarray:
 
 
 def make_synthetic_dataset(root, *, version: str = "v3.0", camera_dtype: str = "image",
-                           episode_lengths: Sequence[int] = (7, 12, 3, 9), cameras: Sequence[str] = CAMERAS,
+                           episode_lengths: Sequence[int] = (7, 12, 3, 9), cameras: Sequence[str] = CAMERA_KEYS,
                            image_size: int = 64, state_dim: int = 8, action_dim: int = 7,
                            video_codec: str = "libsvtav1", image_format: str = "png",
                            tasks: Optional[Sequence[str]] = None, fps: int = 10, seed: int = 0,

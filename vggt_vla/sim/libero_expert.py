@@ -28,8 +28,8 @@ vertical at most:
 Wide objects (bowls) are pinched at the rim, the rim taken in the object's own frame (a bowl tilted
 on a ramekin is grasped where its rim is): of 12 points around it, the one whose fingers have the
 most room from other objects' parts, within easy reach of the arm, turning the hand least, and not
-under an overhang. Narrow objects are grasped across their centre. A grasp that slips (the object drifts from the hand) is
-retried from `approach`, three times at most.
+under an overhang. Narrow objects are grasped across their centre. A grasp that slips (the object
+drifts from the hand) is retried from `approach`, three times at most.
 
 Success over initial states 0-9 of each libero_spatial task (scripts/eval.py --policy scripted
 --episodes_per_task 10 --workers 2, MuJoCo 3.3.7; 100% unless listed): task 4 (bowl in the top

@@ -37,9 +37,9 @@ from torch.utils.data import DataLoader, Sampler
 from vggt_vla.config import Config
 from vggt_vla.data.batch import to_device
 from vggt_vla.models.vla_model import VLAModel
-from vggt_vla.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text,
-                                          checkpoint_config, checkpoint_normalizer, load_checkpoint,
-                                          load_model_state, model_state, rng_state, set_rng_state)
+from vggt_vla.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text, checkpoint_config,
+                                 checkpoint_normalizer, load_checkpoint, load_model_state, model_state,
+                                 rng_state, set_rng_state)
 from vggt_vla.training.run_logger import RunLogger, action_panel
 from vggt_vla.training.run_dir import check_new_run, claim, resumed_run_dir
 from vggt_vla.training.metrics import ChunkErrors
@@ -117,8 +117,7 @@ class Trainer:
 
         normalizer = None
         if self.resume_ckpt is not None:
-            normalizer = checkpoint_normalizer(self.resume_ckpt, [cfg.data.action_key] + (
-                [cfg.data.state_key] if cfg.model.state_dim > 0 else []))
+            normalizer = checkpoint_normalizer(self.resume_ckpt, cfg)
         datasets = build_datasets(cfg, normalizer, progress=self.progress)
         self.train_set, self.val_set, self.normalizer = datasets
 
