@@ -77,11 +77,11 @@ def test_collate_builds_the_batch_format(data):
     _, source = data
     ds = _dataset(source, 5)
     batch = collate([ds[i] for i in (0, 6, 20)])
-    assert set(batch) == {"images", "instructions", "state", "actions", "action_pad_mask", "frame_index"}
-    assert batch["frame_index"].tolist() == [int(ds.rows[i]) for i in (0, 6, 20)]
+    assert set(batch) == {"images", "instruction", "state", "actions", "action_pad_mask", "row"}
+    assert batch["row"].tolist() == [int(ds.rows[i]) for i in (0, 6, 20)]
     assert batch["images"].shape == (3, 2, 3, 32, 32) and batch["images"].dtype == torch.float32
     assert 0.0 <= batch["images"].min() and batch["images"].max() <= 1.0
-    assert batch["instructions"] == [ds[0]["instruction"], ds[6]["instruction"], ds[20]["instruction"]]
+    assert batch["instruction"] == [ds[0]["instruction"], ds[6]["instruction"], ds[20]["instruction"]]
     assert batch["state"].shape == (3, 8) and batch["state"].dtype == torch.float32
     assert batch["actions"].shape == (3, 5, 7) and batch["actions"].dtype == torch.float32
     assert batch["action_pad_mask"].shape == (3, 5) and batch["action_pad_mask"].dtype == torch.bool

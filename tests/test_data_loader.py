@@ -63,7 +63,7 @@ def test_batches_have_the_batch_format(roots, tmp_path):
     batch = next(iter(loaders.train))
     assert batch["images"].shape == (5, 2, 3, 32, 32) and batch["images"].dtype == torch.float32
     assert float(batch["images"].min()) >= 0.0 and float(batch["images"].max()) <= 1.0
-    assert len(batch["instructions"]) == 5 and all(isinstance(s, str) for s in batch["instructions"])
+    assert len(batch["instruction"]) == 5 and all(isinstance(s, str) for s in batch["instruction"])
     assert batch["state"].shape == (5, 8) and batch["state"].dtype == torch.float32
     assert batch["actions"].shape == (5, 4, 7) and batch["actions"].dtype == torch.float32
     assert batch["action_pad_mask"].shape == (5, 4) and batch["action_pad_mask"].dtype == torch.bool
@@ -121,9 +121,9 @@ def test_worker_processes_give_the_same_batches(roots, tmp_path, kind):
     with_workers = list(loader2)
     assert len(plain) == len(with_workers)
     for a, b in zip(plain, with_workers):
-        assert a["instructions"] == b["instructions"]
+        assert a["instruction"] == b["instruction"]
         for key in ("images", "state", "actions", "action_pad_mask"):
             assert torch.equal(a[key], b[key]), key
     built = build_dataloaders(cfg2).train  # the configured path: persistent workers, prefetch
     assert built.num_workers == 2 and built.persistent_workers and built.prefetch_factor == 2
-    assert sum(len(b["instructions"]) for b in built) == len(ds)
+    assert sum(len(b["instruction"]) for b in built) == len(ds)

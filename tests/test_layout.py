@@ -36,3 +36,12 @@ def test_one_function_builds_dataloaders():
     hits = [f"{p.relative_to(ROOT)}:{i}" for p in (ROOT / "vggt_vla").rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\bDataLoader\(", line)]
     assert len(hits) == 1 and hits[0].startswith("vggt_vla/data/loader.py:"), hits
+
+
+def test_simulators_sit_below_the_runner():
+    """sim/ holds envs and experts only: the runner (closed_loop.py) and the policy import it, never
+    the other way round, so an env can be used without the model stack."""
+    above = ("vggt_vla.closed_loop", "vggt_vla.policy", "vggt_vla.models", "vggt_vla.training", "torch")
+    offenders = {f: sorted(n for n in names if any(n == a or n.startswith(a + ".") for a in above))
+                 for f, names in imported_modules("sim").items()}
+    assert not {f: n for f, n in offenders.items() if n}, offenders

@@ -130,7 +130,7 @@ def test_both_formats_yield_the_same_samples(two_formats, tiny_qwen3):
 
 
 def test_trains_on_hdf5(two_formats, tiny_qwen3, tmp_path):
-    from vggt_vla.evaluation import plot_episode_traces
+    from vggt_vla.offline_eval import plot_episode_traces
     from vggt_vla.policy import Policy
     from vggt_vla.training.trainer import Trainer
 

@@ -197,7 +197,7 @@ def test_train_script_rejects_unknown_keys(tmp_path):
 
 
 def test_wilson_interval():
-    from vggt_vla.evaluation import wilson_interval
+    from vggt_vla.closed_loop import wilson_interval
 
     low, high = wilson_interval(0, 20)
     assert low == 0 and 0.1 < high < 0.2
@@ -207,10 +207,10 @@ def test_wilson_interval():
 
 
 def test_success_breakdown_by_episode_category():
-    from vggt_vla.evaluation import success_breakdown
+    from vggt_vla.closed_loop import success_breakdown
 
-    results = [{"success": True, "task": "reach"}, {"success": False, "task": "reach"},
-               {"success": True, "task": "push"}]
+    results = [{"success": True, "tags": {"task": "reach"}}, {"success": False, "tags": {"task": "reach"}},
+               {"success": True, "tags": {"task": "push"}}]
     table = success_breakdown(results)
     assert set(table) == {"task"}
     assert table["task"]["reach"]["success_rate"] == 0.5 and table["task"]["reach"]["episodes"] == 2
@@ -259,7 +259,7 @@ def test_policy_batch_from_an_env_observation_equals_the_training_batch(trained_
     got = policy.batch_from_observations([obs])
     assert torch.equal(got["images"], want["images"])
     assert torch.equal(got["state"], want["state"])
-    assert got["instructions"] == want["instructions"]
+    assert got["instruction"] == want["instruction"]
 
 
 def test_modality_probe_sees_only_what_the_model_reads(trained_run, monkeypatch):
@@ -299,7 +299,7 @@ def test_eval_cli_probe_modalities(trained_run, tmp_path):
 def test_ablated_inputs_hide_what_they_name(trained_run):
     import numpy as np
 
-    from vggt_vla.evaluation import AblatedInputs
+    from vggt_vla.closed_loop import AblatedInputs
     from vggt_vla.policy import Policy
     from vggt_vla.sim.demo_env import DemoEnv
 
@@ -323,6 +323,6 @@ def test_eval_cli_ablation_control(trained_run, tmp_path):
                      "--ablate", "images", "instruction", "--json", str(tmp_path / "a.json"), "--device", "cpu")
     assert out.returncode == 0, out.stderr
     assert "with images and instruction hidden" in out.stdout
-    assert json.loads((tmp_path / "a.json").read_text())["ablate"] == ["images", "instruction"]
+    assert json.loads((tmp_path / "a.json").read_text())["settings"]["ablate"] == ["images", "instruction"]
     out = run_script("scripts/eval.py", "--checkpoint", str(trained_run), "--ablate", "images")
     assert out.returncode == 2 and "--sim demo" in out.stderr

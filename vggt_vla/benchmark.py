@@ -97,7 +97,7 @@ def _batches(cfg: Config, batch_size: int, synthetic: bool, dataset: Optional[st
     """An endless iterator of batches on `device`: one in-memory batch, or a real DataLoader."""
     if synthetic or dataset is None:
         batch = dummy_batch(cfg, batch_size, device)
-        batch["instructions"] = [BENCH_INSTRUCTIONS[i % len(BENCH_INSTRUCTIONS)] for i in range(batch_size)]
+        batch["instruction"] = [BENCH_INSTRUCTIONS[i % len(BENCH_INSTRUCTIONS)] for i in range(batch_size)]
         while True:
             yield batch
     from vggt_vla.data.batch import to_device
@@ -133,7 +133,7 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     model.to(device)
     data = _batches(cfg, batch_size, synthetic, dataset, device, num_workers)
     if ablate_language:
-        _replace_language_with_constant(model, next(data)["instructions"])
+        _replace_language_with_constant(model, next(data)["instruction"])
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(mixed_precision)
     autocast = lambda: torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
@@ -152,7 +152,7 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
         timer.start()
         batch = next(data)
         timer.lap("data")
-        instructions_seen.update(batch["instructions"])
+        instructions_seen.update(batch["instruction"])
         with autocast():
             loss, _ = model(batch)
         timer.lap("forward")
@@ -166,7 +166,7 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     lm_forwards_timed = getattr(model.language, "num_lm_forwards", 0) - lm_forwards_before
 
     batch = next(data)
-    instructions_seen.update(batch["instructions"])
+    instructions_seen.update(batch["instruction"])
     with autocast():
         flops_step = count_train_flops(model, batch)
     peak = matmul_peak_flops(device, amp_dtype or torch.float32, n=matmul_size)
@@ -205,7 +205,7 @@ def _inference(model, cfg: Config, device, repeats: int, autocast) -> dict:
     model.eval()
     batch = dummy_batch(cfg, 1, device)
     del batch["actions"], batch["action_pad_mask"]
-    batch["instructions"] = BENCH_INSTRUCTIONS[:1]  # what the ablated language model holds, too
+    batch["instruction"] = BENCH_INSTRUCTIONS[:1]  # what the ablated language model holds, too
     times = []
     with torch.no_grad():
         for i in range(repeats + 2):

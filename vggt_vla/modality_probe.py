@@ -31,8 +31,8 @@ def _shuffled(batch: dict, key: str, camera: Optional[int], order: torch.Tensor)
         images = batch["images"].clone()  # [B, V, 3, H, W]
         images[:, camera] = batch["images"][order, camera]
         out["images"] = images
-    elif key == "instructions":
-        out["instructions"] = [batch["instructions"][int(i)] for i in order]
+    elif key == "instruction":
+        out["instruction"] = [batch["instruction"][int(i)] for i in order]
     else:
         out[key] = batch[key][order]
     return out
@@ -49,7 +49,7 @@ def probe_modalities(policy: Policy, dataset: Optional[str] = None, *, batch_siz
 
     Runs `batches` batches of `batch_size` frames spread evenly over the held-out episodes."""
     from vggt_vla.data.batch import collate, to_device
-    from vggt_vla.evaluation import held_out_frames
+    from vggt_vla.offline_eval import held_out_frames
 
     if batch_size < 2:
         raise ValueError("probe_modalities needs batch_size >= 2 (it shuffles across the batch)")
@@ -59,7 +59,7 @@ def probe_modalities(policy: Policy, dataset: Optional[str] = None, *, batch_siz
     rng = torch.Generator().manual_seed(seed)
     cfg = policy.cfg
     inputs = {f"camera {k}": ("images", v) for v, k in enumerate(cfg.data.camera_keys)}
-    inputs["instruction"] = ("instructions", None)
+    inputs["instruction"] = ("instruction", None)
     if cfg.model.state_dim > 0:
         inputs["state"] = ("state", None)
     change = {name: [] for name in inputs}

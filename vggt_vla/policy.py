@@ -118,7 +118,7 @@ class Policy:
                     raise ValueError(f"state has {state.shape[0]} dims, the policy expects "
                                      f"{self.cfg.model.state_dim}")
                 states.append(self.normalizer.normalize(data.state_key, state))
-        batch = {"images": torch.stack(images).to(self.device), "instructions": texts}
+        batch = {"images": torch.stack(images).to(self.device), "instruction": texts}
         if states:
             batch["state"] = torch.from_numpy(np.stack(states)).to(self.device)
         return batch

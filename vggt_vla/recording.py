@@ -36,8 +36,10 @@ from vggt_vla.sim.demo_env import STATE_NAMES as DEMO_STATE_NAMES
 from vggt_vla.sim.demo_env import TASK_TYPES, DemoEnv, scripted_action
 from vggt_vla.sim.libero import CAMERAS as LIBERO_CAMERAS
 from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
-from vggt_vla.sim.libero import (LiberoEnv, cached_env, load_task, map_jobs, num_tasks, quat_to_axis_angle,
+from vggt_vla.parallel import map_jobs
+from vggt_vla.sim.libero import (LiberoEnv, cached_env, libero_episodes, load_task, quat_to_axis_angle,
                                  simulator_versions)
+from vggt_vla.sim.protocol import EnvOptions, Episode
 from vggt_vla.sim.libero_expert import LiberoExpert
 
 
@@ -191,16 +193,14 @@ def _libero_worker_init(settings: dict) -> None:
     _LIBERO_WORKER.update(settings)
 
 
-def _libero_job(job: tuple[int, int]) -> tuple[int, int, Optional[dict]]:
-    task, init_state = job
+def _libero_job(job: Episode) -> tuple[int, int, Optional[dict]]:
     s = _LIBERO_WORKER
-    env = cached_env(s["suite"], task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"])
+    env = cached_env(s["suite"], job.task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"])
     if s.get("expert_env") is not env:
         s["expert"], s["expert_env"] = LiberoExpert(env), env
-    seed = s["seed"] + 1000 * task + init_state
-    episode = record_libero_episode(env, s["expert"], init_state, action_noise=s["action_noise"],
-                                    rng=np.random.default_rng(seed), seed=seed)
-    return task, init_state, episode
+    episode = record_libero_episode(env, s["expert"], job.init_state, action_noise=s["action_noise"],
+                                    rng=np.random.default_rng(job.seed), seed=job.seed)
+    return job.task, job.init_state, episode
 
 
 # The LeRobot LIBERO datasets label their frames 10 fps although each row is one 20 Hz control step
@@ -220,12 +220,10 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     if fmt not in ("lerobot", "libero_hdf5", "both"):
         raise ValueError(f"format {fmt!r}: choose lerobot, libero_hdf5 or both")
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
-    tasks = list(range(num_tasks(suite))) if tasks is None else list(tasks)
+    # The same episodes (initial states, seeds) as closed-loop evaluation with the same seed.
+    jobs = libero_episodes(EnvOptions(suite=suite), tasks, episodes_per_task, seed)
+    tasks = list(dict.fromkeys(job.task for job in jobs))
     infos = {t: load_task(suite, t) for t in tasks}
-    for t, info in infos.items():
-        if not 1 <= episodes_per_task <= len(info.init_states):
-            raise ValueError(f"episodes_per_task={episodes_per_task}: {suite} task {t} has "
-                             f"{len(info.init_states)} initial states")
     root = Path(out)
     if root.exists() and any(root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root} exists and is not empty; pass --overwrite or another --out")
@@ -240,7 +238,6 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     h5: dict[int, LiberoHDF5Writer] = {}
     settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
                 "seed": seed}
-    jobs = [(t, k) for t in tasks for k in range(episodes_per_task)]
     results: dict[int, list[bool]] = {t: [] for t in tasks}
     start = time.perf_counter()
     for task, k, demo in map_jobs(_libero_job, jobs, workers, _libero_worker_init, (settings,)):

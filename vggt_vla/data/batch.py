@@ -2,8 +2,10 @@
 dataset whose items carry these keys (LeRobot, LIBERO HDF5, a new format) batches the same way.
 
     item  = {"images" [V,3,S,S], "instruction" str, "state" [S], "actions" [T,A],
-             "action_pad_mask" [T] bool, "index" int (optional: the dataset row)}
-    batch = collate(items)          # images [B,V,3,S,S], instructions list[str], state [B,S], ...
+             "action_pad_mask" [T] bool, "row" int (optional: the dataset row)}
+    batch = collate(items)          # images [B,V,3,S,S], instruction list[str], state [B,S], ...
+
+Batch keys are the item keys (LeRobot's convention), so a key means one thing everywhere.
     batch = to_device(batch, "cuda")
 """
 
@@ -14,17 +16,17 @@ import torch
 
 
 def collate(items: list[dict]) -> dict:
-    """Items -> the batch dict (images [B,V,3,H,W], instructions list[str], state [B,S],
-    actions [B,T,A], action_pad_mask [B,T], and frame_index [B] when items carry their row)."""
+    """Items -> the batch dict (images [B,V,3,H,W], instruction list[str], state [B,S],
+    actions [B,T,A], action_pad_mask [B,T], and row [B] when items carry their dataset row)."""
     batch = {
         "images": _stack([it["images"] for it in items]),
-        "instructions": [it["instruction"] for it in items],
+        "instruction": [it["instruction"] for it in items],
         "state": _stack([it["state"] for it in items]),
         "actions": _stack([it["actions"] for it in items]),
         "action_pad_mask": _stack([it["action_pad_mask"] for it in items]),
     }
-    if all("index" in it for it in items):
-        batch["frame_index"] = torch.tensor([it["index"] for it in items], dtype=torch.long)
+    if all("row" in it for it in items):
+        batch["row"] = torch.tensor([it["row"] for it in items], dtype=torch.long)
     return batch
 
 

@@ -70,5 +70,5 @@ class FrameDataset(Dataset):
             "state": torch.from_numpy(self._state[row].copy()),  # [S]
             "actions": torch.from_numpy(self._action[chunk]),  # [T, A] (fancy index copies)
             "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
-            "index": row,  # dataset row: the key of the frozen-feature cache
+            "row": row,  # dataset row: the key of the frozen-feature cache
         }

@@ -55,7 +55,7 @@ def loader_items_per_second(ds: FrameDataset, num_workers: int, batch_size: int 
             if done == warmup:
                 start = time.perf_counter()
             elif done > warmup:
-                count += len(batch["instructions"])
+                count += len(batch["instruction"])
             if done >= num_batches + warmup:
                 break
     return count / (time.perf_counter() - start)

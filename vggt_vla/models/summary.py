@@ -60,7 +60,7 @@ def dummy_batch(cfg: Config, batch_size: int = 2, device="cpu", seed: int = 0,
     T, A = m.action_head.chunk_size, m.action_head.action_dim
     batch = {
         "images": torch.rand(batch_size, V, 3, size, size, generator=g),
-        "instructions": [DUMMY_INSTRUCTIONS[i % len(DUMMY_INSTRUCTIONS)] for i in range(batch_size)],
+        "instruction": [DUMMY_INSTRUCTIONS[i % len(DUMMY_INSTRUCTIONS)] for i in range(batch_size)],
         "actions": torch.rand(batch_size, T, A, generator=g) * 2 - 1,
         "action_pad_mask": torch.zeros(batch_size, T, dtype=torch.bool),
     }

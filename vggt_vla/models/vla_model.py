@@ -2,16 +2,16 @@
 
     images [B,V,3,H,W] -> VisionEncoder   -> vision tokens   [B, V*h*w, D] + type 0
                           (optional FiLM by the pooled instruction: model.language_film)
-    instructions       -> LanguageEncoder -> language tokens [B, L, D]     + type 1   (+ mask)
+    instruction        -> LanguageEncoder -> language tokens [B, L, D]     + type 1   (+ mask)
     state [B,S]        -> Linear          -> state token     [B, 1, D]     + type 2   (optional)
     action queries     (learned)          ->                 [B, Q, D]     + type 3
         -> backbone (simple | vggt) -> query outputs [B, Q, D] ─┐
     vision tokens -> SpatialKeypoints (optional) -> [B, V, D] ──┴─> action head -> [B, T, A]
 
-A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instructions`` list[str], optional
+A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instruction`` list[str] (one per sample), optional
 ``state`` [B,S]; for training ``actions`` [B,T,A] and ``action_pad_mask`` [B,T] (True = padded
 step, excluded from the loss). State and actions are expected normalised (the data layer does it).
-Datasets also add ``frame_index`` [B] (dataset rows), used only by the frozen-feature cache.
+Datasets also add ``row`` [B] (dataset rows), used only by the frozen-feature cache.
 
     python scripts/test_model.py --config simple     # build, run, print shapes and counts
 """
@@ -59,15 +59,15 @@ class VLAModel(nn.Module):
 
     # ---------------------------------------------------------------- batch checks
     def _check_batch(self, batch: dict, training: bool) -> None:
-        for key in ("images", "instructions") + (("actions", "action_pad_mask") if training else ()):
+        for key in ("images", "instruction") + (("actions", "action_pad_mask") if training else ()):
             if key not in batch:
                 raise KeyError(f"batch has no '{key}' (keys: {sorted(batch)}); see VLAModel's docstring")
         images = batch["images"]
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f"batch['images'] must be [B, V, 3, H, W], got {tuple(images.shape)}")
         B = images.shape[0]
-        if len(batch["instructions"]) != B:
-            raise ValueError(f"{len(batch['instructions'])} instructions for a batch of {B} images")
+        if len(batch["instruction"]) != B:
+            raise ValueError(f"{len(batch['instruction'])} instructions for a batch of {B} images")
         if self.state_proj is not None:
             state = batch.get("state")
             if state is None or state.shape != (B, self.cfg.state_dim):
@@ -90,8 +90,8 @@ class VLAModel(nn.Module):
         images = batch["images"]  # [B, V, 3, H, W]
         B = images.shape[0]
         types = self.token_type.weight  # [4, D]
-        vision = self.vision(images, batch.get("frame_index"))
-        language, language_mask = self.language(batch["instructions"])  # [B, L, D], [B, L]
+        vision = self.vision(images, batch.get("row"))
+        language, language_mask = self.language(batch["instruction"])  # [B, L, D], [B, L]
         vision_tokens = vision.tokens  # [B, V*h*w, D]
         if self.film is not None:
             vision_tokens = self.film(vision_tokens, language, language_mask)  # [B, V*h*w, D]

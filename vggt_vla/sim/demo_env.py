@@ -20,7 +20,10 @@ with it. State (LIBERO-shaped, 8-D): x, y, z, 3 rotation entries, 2 gripper fing
 change. Action (7-D, in [-1, 1]): dx, dy (scaled by STEP per step), then dz, 3 rotation deltas and
 the gripper command, which this task ignores (the scripted expert sends 0, 0, 0, 0, -1).
 
-Score a policy: `python -m vggt_vla.sim.demo_env` prints scripted and random success rates.
+Closed loop: `SIMULATOR` (bottom of this file) is this env as vggt_vla/closed_loop.py runs it
+(`eval.py --sim demo`): episode k starts from seed `seed + k`, by default from EVAL_SEEDS, which
+the dataset's seeds (0..episodes-1) never reach. `python -m vggt_vla.sim.demo_env` prints the
+scripted and random success rates.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from vggt_vla.constants import CAMERA_KEYS, STATE_KEY
+from vggt_vla.sim.protocol import EnvOptions, Episode, Simulator
 
 STATE_NAMES = ["x", "y", "z", "ax", "ay", "az", "gripper_l", "gripper_r"]
 COLORS = {"red": (215, 45, 40), "green": (40, 170, 70), "blue": (45, 85, 220), "yellow": (235, 200, 35)}
@@ -142,6 +146,25 @@ class DemoEnv:
             return float(np.linalg.norm(obj.pos - self.gripper)) <= OBJECT_R + GRIPPER_R + 0.02
         return float(np.dot(obj.pos - self.start, self.direction)) >= PUSH_DISTANCE
 
+    # ---------------------------------------------------------------- the closed-loop protocol
+    def start(self, episode: Episode) -> dict:
+        return self.reset(seed=episode.seed)
+
+    def tags(self) -> dict[str, str]:
+        """The instruction type, and whether another object shares the target's colour (then
+        only its shape tells it apart)."""
+        target = self.objects[self.target]
+        shared = any(o.color == target.color for o in self.objects if o is not target)
+        return {"instruction": self.task if self.direction_name is None else f"{self.task} {self.direction_name}",
+                "target colour": "shared with another object" if shared else "unique"}
+
+    def video_frame(self) -> np.ndarray:
+        obs = self.observation()
+        return np.concatenate([obs[k] for k in self.camera_keys], axis=1)  # [S, 2S, 3]
+
+    def close(self) -> None:
+        pass
+
     # ----------------------------------------------------------------------------------------
     def state(self) -> np.ndarray:
         """[8] float32: x, y, z, rotation (3), finger positions (open)."""
@@ -227,6 +250,19 @@ def scripted_action(env: DemoEnv) -> np.ndarray:
     return np.array([xy[0], xy[1], 0.0, 0.0, 0.0, 0.0, -1.0], dtype=np.float32)
 
 
+class DemoExpert:
+    """scripted_action as an actor (reset / select_action), for the closed-loop runner."""
+
+    def __init__(self, env: DemoEnv):
+        self.env = env
+
+    def reset(self) -> None:
+        pass
+
+    def select_action(self, obs: dict) -> np.ndarray:
+        return scripted_action(self.env)
+
+
 def _segment_distance(point: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
     ab = b - a
     t = np.clip(float((point - a) @ ab) / max(float(ab @ ab), 1e-12), 0.0, 1.0)
@@ -256,6 +292,33 @@ def success_rate(make_policy: Callable[[DemoEnv], Callable[[dict], np.ndarray]],
 
 
 EVAL_SEEDS = range(100_000, 100_100)  # disjoint from the dataset's seeds (0..num_episodes-1)
+
+
+def demo_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: int,
+                  seed: Optional[int]) -> list[Episode]:
+    """Episode k: a scene drawn from seed `seed + k` (default: EVAL_SEEDS, beyond the dataset's)."""
+    if options.suite not in (None, "demo"):
+        raise ValueError(f"the demo env has no suite {options.suite!r}; drop --suite")
+    if tasks not in (None, [0]):
+        raise ValueError(f"the demo env has one task (0), not {tasks}; drop --tasks")
+    if per_task < 1:
+        raise ValueError(f"episodes={per_task}: run at least 1")
+    first = EVAL_SEEDS.start if seed is None else seed
+    return [Episode(seed=first + k) for k in range(per_task)]
+
+
+def make_demo_env(options: EnvOptions, task: int) -> DemoEnv:
+    if options.fast_render:
+        raise ValueError("the demo env has no fast_render mode; drop --fast_render")
+    return DemoEnv(image_size=options.camera_size or 128, max_steps=options.max_steps or 80)
+
+
+def demo_versions() -> dict:
+    return {}  # the env ships with this repository: its commit is the version
+
+
+SIMULATOR = Simulator(name="demo", episodes=demo_episodes, make_env=make_demo_env, make_expert=DemoExpert,
+                      versions=demo_versions)
 
 
 def main() -> None:

@@ -31,6 +31,10 @@ Actions: 7-D in [-1, 1]: end-effector position delta (x 0.05 m), axis-angle rota
 (x 0.5 rad), gripper (-1 open, +1 close), at 20 Hz. Each reset runs `warmup_steps` no-op steps
 (objects settle) before the first observation, as community evaluations do.
 
+Closed loop: `SIMULATOR` (bottom of this file) is LIBERO as vggt_vla/closed_loop.py runs it
+(`eval.py --sim libero`): episode k of task t starts from the task's initial state k with seed
+`seed + 1000 t + k` (`libero_episodes`, which demo generation uses too).
+
 Install: `pip install -r requirements-sim.txt` (the LIBERO package with its assets, MuJoCo,
 robosuite). `python -m vggt_vla.sim.libero` steps one environment and prints timings.
 """
@@ -45,6 +49,7 @@ from typing import Optional
 import numpy as np
 
 from vggt_vla.constants import AGENT_VIEW, STATE_KEY, WRIST_VIEW
+from vggt_vla.sim.protocol import EnvOptions, Episode, Simulator
 
 # Episode caps used by the community (the longest training demo of each suite plus a margin).
 SUITE_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
@@ -230,22 +235,30 @@ class LiberoEnv:
     def num_init_states(self) -> int:
         return len(self.task.init_states)
 
-    def reset(self, init_state: int = 0, seed: Optional[int] = None) -> dict:
-        """Start an episode from the task's initial state `init_state` (0..num_init_states-1).
+    def reset(self, init_state: Optional[int] = 0, seed: Optional[int] = None) -> dict:
+        """Start an episode from the task's initial state `init_state` (0..num_init_states-1), or
+        from a new one that LIBERO's placement sampler draws from `seed` (init_state=None).
 
         seed (default: init_state) seeds numpy's global RNG before LIBERO's reset, which samples
-        the fixtures' placement (cabinet, stove, ...) from their regions: the saved initial states
-        hold the objects' joint states but not the fixtures' poses, which live in the model. A
-        fixed seed makes every episode reproducible whatever ran before it in this process.
+        every placement from the task's regions: the objects' (which a saved initial state then
+        overrides) and the fixtures' (cabinet, stove, ...), which the saved states do not hold
+        because they live in the model. A fixed seed makes every episode reproducible whatever
+        ran before it in this process. The benchmark's initial states were drawn by the same
+        sampler, so sampled ones are new scenes from the same distribution: demonstrations start
+        from those, and evaluation from the benchmark's.
         """
-        if not 0 <= init_state < self.num_init_states:
+        if init_state is None:
+            if seed is None:
+                raise ValueError("a sampled initial state (init_state=None) needs a seed")
+        elif not 0 <= init_state < self.num_init_states:
             raise ValueError(f"init_state={init_state} is out of range; {self.task.suite} task "
                              f"{self.task.task_id} has {self.num_init_states} initial states")
         np.random.seed((init_state if seed is None else seed) % 2**32)
-        self._env.reset()
+        self.raw = self._env.reset()
         if self.fast_render:
             self._set_render_flags()
-        self.raw = self._env.set_init_state(self.task.init_states[init_state])
+        if init_state is not None:
+            self.raw = self._env.set_init_state(self.task.init_states[init_state])
         for _ in range(self.warmup_steps):
             self.raw, _, _, _ = self._env.step(NO_OP)
         self.steps = 0
@@ -271,6 +284,20 @@ class LiberoEnv:
     @property
     def done(self) -> bool:
         return self.success or self.steps >= self.max_steps
+
+    # ---------------------------------------------------------------- the closed-loop protocol
+    def start(self, episode: Episode) -> dict:
+        return self.reset(episode.init_state, seed=episode.seed)
+
+    def tags(self) -> dict[str, str]:
+        return {}  # the runner reports success per task already
+
+    def video_frame(self) -> np.ndarray:
+        """Agent view and wrist camera side by side, upright: the dataset orientation is 180
+        degrees from the raw render, which is itself upside down, so mirroring the columns of
+        the dataset frames gives the upright picture."""
+        cams = self.render_cameras()
+        return np.concatenate([cams[k][:, ::-1] for k in CAMERAS], axis=1)  # [S, 2S, 3]
 
     # ----------------------------------------------------------------------------------------
     def observation(self) -> dict:
@@ -305,7 +332,7 @@ class LiberoEnv:
             self._env = None
 
 
-# ---------------------------------------------------------------------------------- episodes in parallel
+# ---------------------------------------------------------------------------------- closed loop
 
 _ENV_CACHE: dict = {}
 
@@ -322,21 +349,53 @@ def cached_env(suite: str, task_id: int, **kwargs) -> LiberoEnv:
     return _ENV_CACHE[key]
 
 
-def map_jobs(fn, jobs: list, workers: int = 1, initializer=None, initargs: tuple = ()):
-    """Yield fn(job) for every job, in order: in this process (workers=1) or in `workers` spawned
-    processes (each runs `initializer(*initargs)` once). Simulation is CPU-bound Python, so
-    parallelism needs processes; spawn, because MuJoCo's GL contexts do not survive a fork."""
-    if workers <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        yield from map(fn, jobs)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+DEFAULT_SUITE = "libero_spatial"
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=initializer,
-                             initargs=initargs) as pool:
-        yield from pool.map(fn, jobs)
+
+def libero_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: int,
+                    seed: Optional[int]) -> list[Episode]:
+    """Initial states 0..per_task-1 of each task (default: every task of the suite), episode k of
+    task t seeded `seed + 1000 t + k` (seed default 0). Checks that the tasks have that many."""
+    suite = options.suite or DEFAULT_SUITE
+    tasks = list(range(num_tasks(suite))) if tasks is None else list(tasks)
+    for t in tasks:
+        count = len(load_task(suite, t).init_states)
+        if not 1 <= per_task <= count:
+            raise ValueError(f"episodes_per_task={per_task}: {suite} task {t} has {count} initial states, "
+                             f"so use 1..{count}")
+    first = 0 if seed is None else seed
+    return [Episode(seed=first + 1000 * t + k, task=t, init_state=k) for t in tasks for k in range(per_task)]
+
+
+# Demonstrations start from sampled scenes seeded from here on: evaluation's seeds (0 + 1000 t + k)
+# never reach them, and neither do its scenes (the benchmark's fixed initial states).
+DEMO_SEED = 1_000_000
+
+
+def sampled_episodes(suite: str, tasks: Optional[list[int]], per_task: int, seed: int = DEMO_SEED) -> list[Episode]:
+    """per_task new scenes per task (default: every task of the suite), drawn by LIBERO's
+    placement sampler from seed `seed + 1000 t + k` (per_task < 1000)."""
+    if not 1 <= per_task < 1000:
+        raise ValueError(f"episodes_per_task={per_task}: use 1..999 sampled scenes per task")
+    tasks = list(range(num_tasks(suite))) if tasks is None else list(tasks)
+    for t in tasks:
+        load_task(suite, t)  # an unknown task fails here, before any worker starts
+    return [Episode(seed=seed + 1000 * t + k, task=t, init_state=None) for t in tasks for k in range(per_task)]
+
+
+def make_libero_env(options: EnvOptions, task: int) -> LiberoEnv:
+    return cached_env(options.suite or DEFAULT_SUITE, task, camera_size=options.camera_size or 256,
+                      cameras=options.cameras, fast_render=options.fast_render, max_steps=options.max_steps)
+
+
+def _make_expert(env: LiberoEnv):
+    from vggt_vla.sim.libero_expert import LiberoExpert  # it imports this module
+
+    return LiberoExpert(env)
+
+
+SIMULATOR = Simulator(name="libero", episodes=libero_episodes, make_env=make_libero_env,
+                      make_expert=_make_expert, versions=simulator_versions)
 
 
 def _resize(img: np.ndarray, size: Optional[int]) -> np.ndarray:
