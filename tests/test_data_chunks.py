@@ -8,7 +8,7 @@ from vggt_vla.constants import CAMERA_KEYS
 from vggt_vla.data.batch import collate
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
-from vggt_vla.data.synthetic import make_synthetic_dataset
+from synthetic_data import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
 LENGTHS = (7, 12, 3, 9)  # episode 2 is shorter than the chunk

@@ -12,7 +12,7 @@ from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.loader import build_source
 from vggt_vla.data.meta import DatasetError, load_meta, resolve_dataset_root
-from vggt_vla.data.synthetic import make_synthetic_dataset
+from synthetic_data import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
 WRIST2 = ("observation.images.image", "observation.images.image2")

@@ -10,7 +10,7 @@ from vggt_vla.data.images import ParquetImageStore
 from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.meta import DatasetError, load_meta
-from vggt_vla.data.synthetic import make_synthetic_dataset
+from synthetic_data import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 from vggt_vla.data.video import VideoFrameReader
 

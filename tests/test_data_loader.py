@@ -9,7 +9,7 @@ from vggt_vla.config import config_from_dict
 from vggt_vla.data.batch import collate
 from vggt_vla.data.loader import build_dataloaders, build_datasets, split_episodes
 from vggt_vla.data.normalize import Normalizer
-from vggt_vla.data.synthetic import make_synthetic_dataset
+from synthetic_data import make_synthetic_dataset
 
 LENGTHS = (6, 9, 4, 7, 5, 8, 6, 5, 7, 6)
 

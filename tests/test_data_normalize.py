@@ -11,7 +11,7 @@ from vggt_vla.data.dataset import FrameDataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.normalize import MODES, Normalizer
 from vggt_vla.data.stats import QUANTILES, aggregate_stats, image_stats, vector_stats
-from vggt_vla.data.synthetic import make_synthetic_dataset
+from synthetic_data import make_synthetic_dataset
 from vggt_vla.data.transforms import ImageTransform
 
 RNG = np.random.default_rng(0)

@@ -9,7 +9,7 @@ from vggt_vla.data.loader_benchmark import items_per_second, loader_items_per_se
 from vggt_vla.recording import make_demo_dataset
 from vggt_vla.data.meta import DatasetError
 from vggt_vla.data.dataset_report import parse_episodes, summarize
-from vggt_vla.data.synthetic import make_synthetic_dataset
+from synthetic_data import make_synthetic_dataset
 from vggt_vla.data.writer import available_av1_encoder
 
 run = functools.partial(run_script, timeout=120)

@@ -59,6 +59,7 @@ class TransformerBlock(nn.Module):
 
 
 def freeze(module: nn.Module) -> None:
-    """No gradients; callers keep the module in eval mode (see VLAModel.train)."""
+    """No gradients, eval mode. Its owner keeps it in eval mode when the model is put in training
+    mode (models/pretrained.py: train_keeping_frozen)."""
     module.requires_grad_(False)
     module.eval()

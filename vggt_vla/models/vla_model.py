@@ -168,12 +168,3 @@ class VLAModel(nn.Module):
         if cfg.backbone == "vggt" and cfg.vggt.use_pretrained_vggt and cfg.vggt.freeze_vggt:
             parts["backbone.aggregator"] = cfg.vggt.checkpoint
         return parts
-
-    def parameter_counts(self) -> dict[str, tuple[int, int]]:
-        """{component: (total, trainable)} for each top-level part."""
-        counts = {}
-        for name, module in self.named_children():
-            params = list(module.parameters())
-            counts[name] = (sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad))
-        counts["action_queries"] = (self.action_queries.numel(), self.action_queries.numel())
-        return counts

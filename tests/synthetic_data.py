@@ -1,4 +1,4 @@
-"""Small synthetic LeRobot datasets with known contents, for tests and loader benchmarks.
+"""Small synthetic LeRobot datasets with known contents, for the data tests.
 
     ds = make_synthetic_dataset(tmp / "ds", version="v2.1", camera_dtype="video", video_codec="libx264")
     ds.root, ds.state[row], ds.action[row], ds.frames[camera][row], ds.episode_rows[e]
@@ -18,7 +18,7 @@ import numpy as np
 
 from vggt_vla.constants import CAMERA_KEYS
 
-from .writer import LeRobotWriter
+from vggt_vla.data.writer import LeRobotWriter
 
 
 
