@@ -47,9 +47,12 @@ def main(argv=None) -> int:
     loop.add_argument("--suite", help="task suite (LIBERO; default libero_spatial)")
     loop.add_argument("--tasks", help="comma-separated task ids (default: all tasks of the suite)")
     loop.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
-    loop.add_argument("--camera_size", type=int, help="render resolution (default: the demo 128, LIBERO 256)")
+    loop.add_argument("--camera_size", type=int,
+                      help="render resolution (default: the checkpoint config's sim.camera_size, else the demo 128, "
+                           "LIBERO 256)")
     loop.add_argument("--fast_render", action="store_true",
-                      help="LIBERO: no anti-aliasing/reflections (~3x faster on CPU); use only if the training data did")
+                      help="LIBERO: no anti-aliasing/reflections (~2x faster on CPU); on by default when the "
+                           "checkpoint config's sim.fast_render is (its demos were rendered so)")
     loop.add_argument("--max_steps", type=int, help="policy steps per episode (default: the simulator's cap)")
     loop.add_argument("--ablate", nargs="+", choices=["images", "instruction"], default=[],
                       help="a control: hide the camera images (uniform grey) or the instruction (empty string)")
@@ -87,6 +90,12 @@ def main(argv=None) -> int:
         run_dir = Path(policy.checkpoint_path).parent.parent
     if args.sim:
         from vggt_vla.closed_loop import ClosedLoopSpec, closed_loop_eval, format_result
+
+        if policy is not None and policy.cfg.sim.name == args.sim:  # render as the training demos were
+            sim_cfg = policy.cfg.sim
+            args.camera_size = args.camera_size or sim_cfg.camera_size
+            args.fast_render = args.fast_render or sim_cfg.fast_render
+            args.suite = args.suite or sim_cfg.suite
 
         try:
             spec = ClosedLoopSpec(sim=args.sim, policy="scripted" if policy is None else policy.checkpoint_path,

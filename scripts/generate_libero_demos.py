@@ -3,16 +3,21 @@
 
     python scripts/generate_libero_demos.py --suite libero_spatial --episodes_per_task 50 --out data/libero_spatial_scripted
     python scripts/generate_libero_demos.py --tasks 0,1 --episodes_per_task 10 --format both --out data/ls01 --workers 2
-    python scripts/train_vla.py --config simple --dataset_root data/libero_spatial_scripted
+    python scripts/train_vla.py --config simple --dataset_root data/libero_spatial_scripted/lerobot
 
-Runs the privileged-state expert (vggt_vla/sim/libero_expert.py) from initial states 0..N-1 of
-each task, keeps the successful episodes and writes them as
-  --format lerobot      a LeRobot v3.0 dataset with the schema of lerobot/libero_spatial_image
-                        (observation.images.image / wrist_image 256x256 PNG, observation.state 8-D,
-                        action 7-D, one task string per episode; train_vla.py reads it unchanged)
-  --format libero_hdf5  one <task>_demo.hdf5 per task in the original LIBERO layout (128x128),
-                        read with data.dataset_format: libero_hdf5
-  --format both         both, from the same episodes, in OUT/lerobot and OUT/libero_hdf5.
+Runs the privileged-state expert (vggt_vla/sim/libero_expert.py) on N scenes of each task, keeps
+the successful episodes and writes them as
+  --format lerobot      OUT/lerobot: a LeRobot v3.0 dataset with the schema of
+                        lerobot/libero_spatial_image (observation.images.image / wrist_image 256x256
+                        PNG, observation.state 8-D, action 7-D, one task string per episode;
+                        train_vla.py reads it unchanged)
+  --format libero_hdf5  OUT/libero_hdf5: one <task>_demo.hdf5 per task in the original LIBERO
+                        layout (128x128), read with data.dataset_format: libero_hdf5
+  --format both         both, from the same episodes.
+The scenes (--init_states): "sampled" (default), new ones drawn by LIBERO's placement sampler from
+seeds that evaluation never uses, so that evaluation on the benchmark's fixed initial states
+measures generalisation to unseen scenes; or "benchmark", those fixed initial states 0..N-1.
+Interrupted, the same command resumes: each expert episode is kept in OUT/episodes as it ends.
 One row per 20 Hz control step, labelled 10 fps like the LeRobot LIBERO datasets. The simulation
 runs without cameras; frames are rendered afterwards from the saved states. Images are in the
 datasets' orientation (see vggt_vla/sim/libero.py), so data.flip_images stays false. The expert's
@@ -33,7 +38,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--suite", default="libero_spatial")
     parser.add_argument("--tasks", help="comma-separated task ids (default: all tasks of the suite)")
-    parser.add_argument("--episodes_per_task", type=int, default=50, help="initial states 0..N-1 (at most 50)")
+    parser.add_argument("--episodes_per_task", type=int, default=50,
+                        help="scenes per task (--init_states benchmark: initial states 0..N-1, at most 50)")
+    parser.add_argument("--init_states", choices=["sampled", "benchmark"], default="sampled",
+                        help="new scenes from LIBERO's sampler (default), or the benchmark's fixed initial states")
     parser.add_argument("--format", choices=["lerobot", "libero_hdf5", "both"], default="lerobot")
     parser.add_argument("--image_size", type=int, help="camera resolution (default 256; 128 for libero_hdf5 alone)")
     parser.add_argument("--fast_render", action="store_true",
@@ -41,8 +49,8 @@ def main(argv=None) -> int:
     parser.add_argument("--action_noise", type=float, default=0.0,
                         help="noise on the executed actions (the expert's are recorded): recovery data")
     parser.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--seed", type=int, help="first episode seed (default: 1000000 sampled, 0 benchmark)")
+    parser.add_argument("--overwrite", action="store_true", help="delete OUT and start over")
     args = parser.parse_args(argv)
     try:
         tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
@@ -51,15 +59,21 @@ def main(argv=None) -> int:
 
     from vggt_vla.recording import generate_libero_demos
 
-    summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks, episodes_per_task=args.episodes_per_task,
-                                    fmt=args.format, image_size=args.image_size, fast_render=args.fast_render,
-                                    action_noise=args.action_noise, workers=args.workers, seed=args.seed,
-                                    overwrite=args.overwrite)
+    try:
+        summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks,
+                                        episodes_per_task=args.episodes_per_task, fmt=args.format,
+                                        image_size=args.image_size, fast_render=args.fast_render,
+                                        action_noise=args.action_noise, workers=args.workers, seed=args.seed,
+                                        init_states=args.init_states, overwrite=args.overwrite)
+    except (ValueError, FileExistsError, ImportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"\n{'task':>4}  {'expert success':>14}  instruction")
     for row in summary["per_task"]:
         print(f"{row['task']:>4}  {row['successes']:>6}/{row['episodes']:<3} {row['success_rate']:>4.0%}  "
               f"{row['instruction']}")
-    print(f"kept {summary['kept']}/{summary['episodes']} episodes in {summary['wall_time_s']:.0f} s -> {args.out}")
+    print(f"kept {summary['kept']}/{summary['episodes']} episodes -> {args.out} (simulation {summary['simulate_s']:.0f} s, "
+          f"rendering and writing {summary['render_write_s']:.0f} s)")
     return 0
 
 

@@ -2,11 +2,15 @@
 # The main job, from a fresh clone: set up .venv on first use, inspect the model, train, evaluate.
 #
 #   bash scripts/quick_start.sh                               # the embedded demo, offline, CPU (<= 12 min)
+#   bash scripts/quick_start.sh configs/train_libero_cpu.yaml # LIBERO from scripted demos, offline (<= 3 h)
 #   bash scripts/quick_start.sh configs/train_simple.yaml     # LIBERO from the hub (needs the hub)
 #   bash scripts/quick_start.sh configs/train_demo.yaml --max_steps 300   # extra args go to train_vla.py
 #
 # Without a config it writes the demo dataset (data/demo), trains configs/train_demo.yaml and
-# reports offline L1 and the closed-loop success rate on the demo environment.
+# reports offline L1 and the closed-loop success rate on the demo environment. A config whose
+# sim: section asks for demonstrations (sim.demos_per_task > 0) gets the simulator installed if
+# missing and its demonstrations generated (resuming a partial generation); a config with a
+# sim.name is scored closed loop after training. Every stage prints its wall time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG="${1:-configs/train_demo.yaml}"
@@ -17,7 +21,8 @@ export HF_HUB_DISABLE_PROGRESS_BARS=1 TOKENIZERS_PARALLELISM=false
 
 # The config as train_vla.py will resolve it, with the same extra arguments (--dataset_root,
 # --exp_name, --set ...), so the data check, resume and evaluation look where training writes.
-read -r LOG_DIR EXP_NAME DATA_ROOT DATA_REPO < <(python - "$CONFIG" "$@" <<'PY'
+CONFIG_VARS=$(python - "$CONFIG" "$@" <<'PY'
+import shlex
 import sys
 sys.path.insert(0, "scripts")
 from train_vla import build_parser, overrides_from_args
@@ -26,20 +31,42 @@ parser = build_parser()
 parser.prog = "quick_start.sh"
 args, _ = parser.parse_known_args(sys.argv[2:])
 c = load_config_or_report(sys.argv[1], overrides_from_args(args))
-if c is not None:
-    print(c.train.log_dir, c.train.exp_name, c.data.dataset_root or "-", c.data.dataset_repo or "-")
+if c is None:
+    sys.exit(2)
+s = c.sim
+sim_args = (["--suite", s.suite] if s.suite else []) + (["--tasks", ",".join(map(str, s.tasks))] if s.tasks else [])
+sim_args += ["--workers", str(s.workers)]
+gen_args = ["--episodes_per_task", str(s.demos_per_task), "--action_noise", str(s.demo_action_noise)]
+gen_args += (["--image_size", str(s.camera_size)] if s.camera_size else []) + (["--fast_render"] if s.fast_render else [])
+values = {"LOG_DIR": c.train.log_dir, "EXP_NAME": c.train.exp_name, "DATA_ROOT": c.data.dataset_root or "",
+          "DATA_REPO": c.data.dataset_repo or "", "SIM": s.name or "", "DEMOS": s.demos_per_task,
+          "EVAL_EPISODES": s.eval_episodes_per_task}
+for name, value in values.items():
+    print(f"{name}={shlex.quote(str(value))}")
+for name, value in (("SIM_ARGS", sim_args), ("GEN_ARGS", gen_args)):
+    print(f"{name}=({' '.join(shlex.quote(v) for v in value)})")
 PY
-) || true
-if [ -z "${LOG_DIR:-}" ]; then exit 2; fi  # the config error is printed above
+) || exit 2  # the config error is printed above
+eval "$CONFIG_VARS"
 RUN_DIR="$LOG_DIR/$EXP_NAME"
 IS_DEMO=0
 if [ "$(basename "$CONFIG")" = "train_demo.yaml" ] || [ "$CONFIG" = "demo" ]; then IS_DEMO=1; fi
+stage_start() { STAGE_T0=$SECONDS; echo; echo "== $1   [${SECONDS}s since start]"; }
+stage_end() { echo "-- $1 took $((SECONDS - STAGE_T0)) s"; }
 
-echo "== 1/4 model: $CONFIG   [${SECONDS}s since start]"
+stage_start "1/4 model: $CONFIG"
 python scripts/test_model.py --config "$CONFIG" --repeats 1
+stage_end "model report"
 
-echo "== 2/4 data   [${SECONDS}s]"
-if [ "$IS_DEMO" = 1 ]; then
+stage_start "2/4 data"
+if [ "$DEMOS" -gt 0 ]; then
+  # Scripted demonstrations in the simulator: install it if missing, then generate (or resume).
+  if ! python -c 'import libero.libero, robosuite, mujoco' 2>/dev/null; then
+    echo "installing the LIBERO simulator (requirements-sim.txt)"
+    python -m pip install -q -r requirements-sim.txt
+  fi
+  python scripts/generate_libero_demos.py --out "$(dirname "$DATA_ROOT")" "${GEN_ARGS[@]}" "${SIM_ARGS[@]}"
+elif [ "$IS_DEMO" = 1 ]; then
   # The recipe trains on a dataset written with vggt_vla.recording's demo settings (episodes,
   # noise). Another one (an older default, or one written by hand) is neither trained on nor
   # replaced: we stop.
@@ -57,7 +84,7 @@ error: $DATA_ROOT is not the demo recipe's dataset: $MISMATCH. Either
 MSG
     exit 2
   fi
-elif [ "$DATA_ROOT" = "-" ]; then
+elif [ -z "$DATA_ROOT" ]; then
   if ! python -c 'from vggt_vla.models.pretrained import hub_reachable; raise SystemExit(0 if hub_reachable() else 1)'; then
     cat >&2 <<MSG
 The Hugging Face hub is not reachable, so the dataset '$DATA_REPO' cannot be downloaded.
@@ -69,23 +96,29 @@ MSG
     exit 2
   fi
 fi
-python scripts/dataset_stats.py --dataset "$( [ "$DATA_ROOT" != "-" ] && echo "$DATA_ROOT" || echo "$DATA_REPO" )"
+python scripts/dataset_stats.py --dataset "${DATA_ROOT:-$DATA_REPO}"
 
-echo "== 3/4 train -> $RUN_DIR   [${SECONDS}s]"
+stage_end "data"
+
+stage_start "3/4 train -> $RUN_DIR"
 RESUME=()
 if [ -f "$RUN_DIR/checkpoints/last.pt" ]; then
   echo "found $RUN_DIR/checkpoints/last.pt: resuming (delete $RUN_DIR to start over)"
   RESUME=(--resume "$RUN_DIR")
 fi
 python scripts/train_vla.py --config "$CONFIG" "${RESUME[@]}" "$@"
+stage_end "training"
 
-echo "== 4/4 evaluate   [${SECONDS}s]"
+stage_start "4/4 evaluate"
 python scripts/eval.py --checkpoint "$RUN_DIR"
 python scripts/eval.py --checkpoint "$RUN_DIR" --probe_modalities
-if [ "$IS_DEMO" = 1 ]; then
-  # 200 episodes on seeds 100000.. (the dataset's are 0..episodes-1): a 95% interval of about +-4 points.
-  python scripts/eval.py --checkpoint "$RUN_DIR" --sim demo --episodes 200
+if [ -n "$SIM" ]; then
+  # Closed loop on seeds and scenes the data never used (the demo: seeds 100000..; LIBERO: the
+  # benchmark's initial states, the demos coming from sampled scenes), rendered like the data.
+  python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" --episodes "$EVAL_EPISODES" \
+    "${SIM_ARGS[@]}" --videos "$RUN_DIR/videos" --videos_per_task 1
 fi
+stage_end "evaluation"
 echo
 echo "Done in $((SECONDS / 60)) min $((SECONDS % 60)) s (set-up included)."
 echo "TensorBoard:  tensorboard --logdir $LOG_DIR"

@@ -27,6 +27,10 @@ def test_expert_runs_every_episode_with_tables(line_sim):
     seeds = [r["seed"] for r in result["episode_records"]]
     assert seeds == [7, 8, 9, 107, 108, 109]
     assert "line overall: 100.0% (6/6)" in format_result(result)
+    split = result["time_split"]  # the toy env reports no rendering time: all of it is "simulator"
+    assert split["render_s"] == 0 and split["episode_s"] >= split["policy_s"] >= 0
+    fractions = sum(split[k] for k in ("policy_fraction", "render_fraction", "simulator_fraction"))
+    assert fractions == pytest.approx(1, abs=0.01) if split["episode_s"] > 0 else fractions == 0
 
 
 class Stubborn:

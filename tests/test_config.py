@@ -9,7 +9,9 @@ from vggt_vla.config import NAMED_CONFIGS, Config, ConfigError, config_from_dict
 def test_named_configs_load(name):
     cfg = load_config(name)
     assert isinstance(cfg, Config)
-    if name != "demo":  # the demo trains on the embedded dataset, not on LIBERO
+    if name == "libero_cpu":  # scripted demonstrations generated here
+        assert cfg.data.dataset_root.endswith("/lerobot") and cfg.sim.demos_per_task > 0
+    elif name != "demo":  # the demo trains on the embedded dataset, not on LIBERO
         assert cfg.data.dataset_repo == "lerobot/libero_spatial_image"
     assert cfg.data.camera_keys == ["observation.images.image", "observation.images.wrist_image"]
 
@@ -71,3 +73,16 @@ def test_invalid_values_are_rejected_naming_the_field(override, message):
 def test_override_syntax_error():
     with pytest.raises(ConfigError, match="section.key=value"):
         load_config("simple", ["model.dim"])
+
+
+def test_sim_section_is_checked():
+    cfg = load_config("libero_cpu")
+    assert cfg.sim.name == "libero" and cfg.sim.demos_per_task > 0 and cfg.sim.fast_render
+    assert cfg.model.vision.image_size == cfg.sim.camera_size  # the policy sees the renders at full size
+    with pytest.raises(ConfigError, match="sim.name='mujoco'"):
+        load_config("libero_cpu", ["sim.name=mujoco"])
+    with pytest.raises(ConfigError, match="must end in /lerobot"):
+        load_config("libero_cpu", ["data.dataset_root=data/elsewhere"])
+    with pytest.raises(ConfigError, match="needs sim.name: libero"):
+        load_config("demo", ["sim.demos_per_task=5"])
+    assert load_config("simple").sim.name is None  # no simulator: quick_start evaluates offline only

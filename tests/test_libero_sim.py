@@ -172,3 +172,66 @@ def test_eval_rejects_bad_libero_arguments(tmp_path):
     out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task", "51",
               "--json", str(tmp_path / "x.json"))
     assert out.returncode != 0 and "50 initial states" in out.stderr
+
+
+def test_sampled_scenes_differ_by_seed_and_repeat(env):
+    """Demonstrations start from scenes LIBERO's sampler draws (init_state=None): new per seed,
+    the same for the same seed."""
+    def bowl_positions(seed):
+        env.reset(None, seed=seed)
+        return np.array(env.sim.data.qpos[:])
+
+    a, b, c = bowl_positions(1_000_000), bowl_positions(1_000_001), bowl_positions(1_000_000)
+    assert np.array_equal(a, c) and not np.allclose(a, b)
+    with pytest.raises(ValueError, match="needs a seed"):
+        env.reset(None)
+
+
+def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
+    import shutil
+
+    out = tmp_path / "ds"
+    shutil.copytree(demos, out)
+    saved = sorted((out / "episodes").glob("*.npz"))
+    assert len(saved) == 1
+    before = saved[0].stat().st_mtime_ns
+    rows_before = json.loads((out / "lerobot" / "meta" / "info.json").read_text())["total_frames"]
+    # An interrupted run: the expert episodes are on disk, the datasets are not finished.
+    (out / "expert_success.json").unlink()
+    shutil.rmtree(out / "lerobot")
+    args = ["scripts/generate_libero_demos.py", "--tasks", "0", "--episodes_per_task", "1", "--format", "both",
+            "--image_size", "32", "--fast_render", "--out", str(out)]
+    result = run(*args)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert saved[0].stat().st_mtime_ns == before  # resumed: the episode was not simulated again
+    assert json.loads((out / "lerobot" / "meta" / "info.json").read_text())["total_frames"] == rows_before
+    assert json.loads((out / "expert_success.json").read_text())["kept"] == 1
+    result = run(*args[:-5], "--image_size", "48", "--fast_render", "--out", str(out))
+    assert result.returncode == 2 and "other settings" in result.stderr and "image_size: 32" in result.stderr
+
+
+def test_quick_start_runs_the_libero_pipeline(tmp_path):
+    """The libero_cpu pipeline end to end at toy size: 1 task, 2 demonstrations, 3 training steps,
+    1 closed-loop episode (the plumbing, not the success rate)."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    args = ["bash", "scripts/quick_start.sh", "configs/train_libero_cpu.yaml",
+            "--dataset_root", str(tmp_path / "demos" / "lerobot"), "--log_dir", str(tmp_path / "logs"),
+            "--max_steps", "3", "--batch_size", "4", "--no_progress",
+            "--set", "sim.tasks=[0]", "--set", "sim.demos_per_task=2", "--set", "sim.eval_episodes_per_task=1",
+            "--set", "sim.camera_size=32", "--set", "model.vision.image_size=32", "--set", "model.vision.patch_size=8",
+            "--set", "train.warmup_steps=1", "--set", "train.save_every=3", "--set", "train.eval_every=0",
+            "--set", "train.image_every=0", "--set", "data.val_fraction=0"]
+    out = subprocess.run(args, cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                         text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for stage in ("model report", "data", "training", "evaluation"):
+        assert f"-- {stage} took" in out.stdout
+    assert "libero overall:" in out.stdout
+    summary = json.loads((tmp_path / "demos" / "expert_success.json").read_text())
+    assert summary["episodes"] == 2 and summary["init_states"] == "sampled" and summary["image_size"] == 32
+    result = json.loads((tmp_path / "logs" / "libero_cpu" / "eval_libero_libero_spatial.json").read_text())
+    assert result["episodes"] == 1 and result["settings"]["fast_render"] and result["settings"]["camera_size"] == 32
+    assert result["per_task"][0]["task"] == 0 and result["errors"] == 0

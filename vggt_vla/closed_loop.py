@@ -172,7 +172,7 @@ def _run_episode(job: tuple[Episode, Optional[str]]) -> dict:
     if getattr(actor, "generator", None) is not None:
         actor.generator.manual_seed(episode.seed)
     start = time.perf_counter()
-    frames, error = [], None
+    frames, error, policy_s = [], None, 0.0
     try:
         obs = env.start(episode)
         actor.reset()
@@ -181,13 +181,21 @@ def _run_episode(job: tuple[Episode, Optional[str]]) -> dict:
                 frames.append(env.video_frame())
             if env.done:
                 break
-            obs, _ = env.step(actor.select_action(policy_view(obs, env.camera_keys, keys) if keys else obs))
+            t = time.perf_counter()
+            action = actor.select_action(policy_view(obs, env.camera_keys, keys) if keys else obs)
+            policy_s += time.perf_counter() - t
+            obs, _ = env.step(action)
     except Exception as err:  # a diverging simulation or a policy error fails this episode only
         error = f"{type(err).__name__}: {err}"
+    seconds = time.perf_counter() - start
+    # Where the time went: the policy (or expert), the env's rendering when it reports it, the rest
+    # (physics, resets, video frames).
+    render_s = getattr(env, "render_s", None)
     record = {"task": episode.task, "init_state": episode.init_state, "seed": episode.seed,
               "instruction": getattr(env, "instruction", ""), "success": bool(env.success) and error is None,
-              "steps": int(env.steps), "max_steps": int(env.max_steps),
-              "seconds": round(time.perf_counter() - start, 2), "error": error, "tags": env.tags()}
+              "steps": int(env.steps), "max_steps": int(env.max_steps), "seconds": round(seconds, 2),
+              "seconds_policy": round(policy_s, 2), "seconds_render": None if render_s is None else round(render_s, 2),
+              "error": error, "tags": env.tags()}
     if frames:
         path = Path(video_path.format(outcome="success" if record["success"] else "failure"))
         write_video(path, frames)
@@ -255,6 +263,7 @@ def closed_loop_eval(spec: ClosedLoopSpec, policy=None, progress: bool = True) -
                          **success_summary(mine)})
     return {"sim": spec.sim, **success_summary(records), "per_task": per_task,
             "breakdown": success_breakdown(records), "wall_time_s": round(time.perf_counter() - start, 1),
+            "time_split": time_split(records),
             "max_steps": max(r["max_steps"] for r in records), "settings": _settings(spec),
             "simulator_versions": sim.versions(), "episode_records": records}
 
@@ -269,6 +278,18 @@ def _settings(spec: ClosedLoopSpec) -> dict:
     out = dataclasses.asdict(spec)
     out.pop("env_options")
     out["ablate"] = list(spec.ablate)
+    return out
+
+
+def time_split(records: list[dict]) -> dict:
+    """Summed episode seconds (over all workers) split into policy, rendering and the rest of the
+    simulator (physics, resets), with their fractions."""
+    total = sum(r["seconds"] for r in records)
+    policy = sum(r["seconds_policy"] for r in records)
+    render = sum(r["seconds_render"] or 0.0 for r in records)
+    parts = {"policy_s": policy, "render_s": render, "simulator_s": max(0.0, total - policy - render)}
+    out = {"episode_s": round(total, 1), **{k: round(v, 1) for k, v in parts.items()}}
+    out.update({k.replace("_s", "_fraction"): round(v / total, 3) if total else 0.0 for k, v in parts.items()})
     return out
 
 
@@ -314,6 +335,9 @@ def format_result(result: dict) -> str:
     low, high = result["ci95"]
     hidden = f" with {' and '.join(s['ablate'])} hidden" if s["ablate"] else ""
     errors = f", {result['errors']} episode(s) ended by an error" if result["errors"] else ""
+    t = result["time_split"]
+    lines.append(f"time in episodes: {t['episode_s']:.0f} s = policy {t['policy_fraction']:.0%}, rendering "
+                 f"{t['render_fraction']:.0%}, rest of the simulator {t['simulator_fraction']:.0%}")
     lines.append(f"{result['sim']}{hidden} overall: {result['success_rate']:.1%} "
                  f"({result['successes']}/{result['episodes']}), 95% CI [{low:.1%}, {high:.1%}], mean length "
                  f"{result['mean_length']:.1f} steps, wall time {result['wall_time_s']:.0f} s with "

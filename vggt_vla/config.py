@@ -40,6 +40,7 @@ NAMED_CONFIGS = {
     "dinov2": "train_with_dinov2.yaml",
     "full": "train_full.yaml",
     "demo": "train_demo.yaml",
+    "libero_cpu": "train_libero_cpu.yaml",
 }
 
 
@@ -432,12 +433,53 @@ class TrainConfig:
 
 
 @dataclass
+class SimConfig:
+    """The simulator this config's policy is scored in, and how its demonstrations are made.
+
+    quick_start.sh reads it: with `demos_per_task` > 0 it generates the dataset at
+    data.dataset_root with the scripted expert when it is missing (LIBERO: dataset_root is
+    <out>/lerobot), and after training it evaluates closed loop. eval.py --sim NAME uses
+    camera_size and fast_render as defaults, so evaluation renders like the demonstrations did.
+    """
+
+    # "demo" or "libero" (null: the config has no simulator; quick_start evaluates offline only).
+    name: Optional[str] = None
+    suite: Optional[str] = None          # LIBERO suite (null: libero_spatial)
+    tasks: Optional[list[int]] = None    # task ids for demos and evaluation (null: every task)
+    camera_size: Optional[int] = None    # render resolution (null: the simulator's default)
+    fast_render: bool = False            # LIBERO: no anti-aliasing/reflections (~2x cheaper on CPU)
+    # Scripted demonstrations per task (0: the dataset comes from elsewhere), from new scenes.
+    demos_per_task: int = 0
+    # Gaussian noise on the executed demo actions (the expert's are recorded): recovery data.
+    demo_action_noise: float = 0.0
+    # Closed-loop evaluation: episodes per task (LIBERO: initial states 0..N-1), processes.
+    eval_episodes_per_task: int = 10
+    workers: int = 2
+
+    def __post_init__(self):
+        _check_choice("sim.name", self.name, (None, "demo", "libero"))
+        _check(self.camera_size is None or self.camera_size > 0, "sim.camera_size must be > 0 or null")
+        _check(self.demos_per_task >= 0, "sim.demos_per_task must be >= 0")
+        _check(self.demo_action_noise >= 0, "sim.demo_action_noise must be >= 0")
+        _check_positive("sim.eval_episodes_per_task", self.eval_episodes_per_task)
+        _check_positive("sim.workers", self.workers)
+        _check(self.demos_per_task == 0 or self.name == "libero",
+               "sim.demos_per_task > 0 needs sim.name: libero (the demo dataset has its own script)")
+
+
+@dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    sim: SimConfig = field(default_factory=SimConfig)
 
     def __post_init__(self):
+        if self.sim.demos_per_task > 0:
+            root = self.data.dataset_root or ""
+            _check(self.data.dataset_format == "lerobot" and Path(root).name == "lerobot",
+                   f"sim.demos_per_task > 0 generates a LeRobot dataset at <out>/lerobot, so data.dataset_root "
+                   f"must end in /lerobot (got {root!r}) with data.dataset_format: lerobot")
         cams = len(self.data.camera_keys)
         _check(cams <= self.model.vision.num_cameras,
                f"data.camera_keys lists {cams} cameras but model.vision.num_cameras="

@@ -14,15 +14,20 @@ The demo dataset is LIBERO-shaped: two 128x128 cameras (`observation.images.imag
 [-1, 1], 10 fps, one instruction per episode. Demo episode i is the env reset with seed `seed + i`
 and ends when the instruction is carried out.
 
-LIBERO demonstrations: the simulation runs without cameras (about 10x faster); each kept
-episode's frames are rendered afterwards by replaying its saved MuJoCo states. For another suite
-nothing changes here as long as the expert solves its tasks (vggt_vla/sim/libero_expert.py reads
-each task's goal from its BDDL). Written as LeRobot v3.0 and/or LIBERO HDF5.
+LIBERO demonstrations start from scenes LIBERO's placement sampler draws from seeds evaluation
+never uses (or, on request, from the benchmark's fixed initial states). The simulation runs
+without cameras (about 10x faster) and saves each episode as it ends (a generation resumes);
+the kept episodes' frames are rendered afterwards by replaying their saved MuJoCo states. For
+another suite nothing changes here as long as the expert solves its tasks
+(vggt_vla/sim/libero_expert.py reads each task's goal from its BDDL). Written as LeRobot v3.0
+and/or LIBERO HDF5.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -32,15 +37,15 @@ import numpy as np
 from vggt_vla.constants import ACTION_KEY, ACTION_NAMES, CAMERA_KEYS, STATE_KEY
 from vggt_vla.data.libero_hdf5 import LiberoHDF5Writer
 from vggt_vla.data.writer import LeRobotWriter, available_av1_encoder
+from vggt_vla.parallel import map_jobs
 from vggt_vla.sim.demo_env import STATE_NAMES as DEMO_STATE_NAMES
 from vggt_vla.sim.demo_env import TASK_TYPES, DemoEnv, scripted_action
 from vggt_vla.sim.libero import CAMERAS as LIBERO_CAMERAS
 from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
-from vggt_vla.parallel import map_jobs
-from vggt_vla.sim.libero import (LiberoEnv, cached_env, libero_episodes, load_task, quat_to_axis_angle,
-                                 simulator_versions)
-from vggt_vla.sim.protocol import EnvOptions, Episode
+from vggt_vla.sim.libero import (DEMO_SEED, LiberoEnv, cached_env, libero_episodes, load_task, quat_to_axis_angle,
+                                 sampled_episodes, simulator_versions)
 from vggt_vla.sim.libero_expert import LiberoExpert
+from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
 def episode_features(image_size: int, state_names: Sequence[str], video: bool = False) -> dict:
@@ -146,11 +151,13 @@ def demo_recipe_mismatch(root: Union[str, Path]) -> Optional[str]:
 # LIBERO (the simulator itself, requirements-sim.txt, is imported when an env is built)
 # ---------------------------------------------------------------------------------------------
 
-def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: int, *, action_noise: float = 0.0,
-                          rng: Optional[np.random.Generator] = None, seed: Optional[int] = None) -> Optional[dict]:
-    """One expert episode from `init_state`, as arrays with one row per control step (None if the
-    expert failed). The camera frames are rendered afterwards by replaying the saved MuJoCo states,
-    so the simulation itself runs without cameras (~10x faster); the replayed frames equal live ones.
+def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Optional[int], *,
+                          action_noise: float = 0.0, rng: Optional[np.random.Generator] = None,
+                          seed: Optional[int] = None, render: bool = True) -> Optional[dict]:
+    """One expert episode from `init_state` (None: a scene sampled from `seed`), as arrays with one
+    row per control step (None if the expert failed). The simulation runs without cameras (~10x
+    faster); with render=True the frames are rendered afterwards by replaying the saved MuJoCo
+    states (`render_libero_frames`), which gives the same pictures as live rendering.
 
     action_noise: Gaussian noise (in action units) added to the executed translation/rotation, while
     the expert's own action is recorded: the data then shows recoveries from slightly-off states.
@@ -177,13 +184,24 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: int,
         return None
     out = {k: np.stack(v) for k, v in rows.items()}
     out["eef_axis_angle"] = np.stack([quat_to_axis_angle(q) for q in out["eef_quat"]])
-    renders = [env.render_state(state) for state in out["sim_state"]]
-    for key in LIBERO_CAMERAS:  # at the env's camera size
-        out[key] = np.stack([r[key] for r in renders])
     out["instruction"] = env.instruction
     out["task"], out["init_state"] = env.task.task_id, init_state
+    if render:
+        out.update(render_libero_frames(env, out["sim_state"]))
     return out
 
+
+def render_libero_frames(env: LiberoEnv, sim_states: np.ndarray) -> dict[str, np.ndarray]:
+    """Both cameras at each saved MuJoCo state, at the env's camera size: {key: uint8 [T, S, S, 3]}."""
+    renders = [env.render_state(state) for state in sim_states]
+    return {key: np.stack([r[key] for r in renders]) for key in LIBERO_CAMERAS}
+
+
+# The LeRobot LIBERO datasets label their frames 10 fps although each row is one 20 Hz control step
+# (OpenVLA's regenerated demos, every step kept); we write the same label and the same one row per
+# control step, so a policy trained on either executes its actions at the simulator's 20 Hz.
+LEROBOT_FPS = 10
+INIT_STATES = ("sampled", "benchmark")
 
 _LIBERO_WORKER: dict = {}
 
@@ -193,60 +211,116 @@ def _libero_worker_init(settings: dict) -> None:
     _LIBERO_WORKER.update(settings)
 
 
-def _libero_job(job: Episode) -> tuple[int, int, Optional[dict]]:
+def _worker_env(task: int) -> LiberoEnv:
     s = _LIBERO_WORKER
-    env = cached_env(s["suite"], job.task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"])
+    return cached_env(s["suite"], task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"])
+
+
+def _simulate_job(job: tuple[Episode, str]) -> bool:
+    """Run the expert on one episode and save it (arrays, no frames) to `path`: the unit of resume."""
+    episode, path = job
+    s = _LIBERO_WORKER
+    env = _worker_env(episode.task)
     if s.get("expert_env") is not env:
         s["expert"], s["expert_env"] = LiberoExpert(env), env
-    episode = record_libero_episode(env, s["expert"], job.init_state, action_noise=s["action_noise"],
-                                    rng=np.random.default_rng(job.seed), seed=job.seed)
-    return job.task, job.init_state, episode
+    demo = record_libero_episode(env, s["expert"], episode.init_state, action_noise=s["action_noise"],
+                                 rng=np.random.default_rng(episode.seed), seed=episode.seed, render=False)
+    arrays = {"success": np.array(demo is not None), "task": np.array(episode.task)}
+    if demo is not None:
+        arrays.update({k: v for k, v in demo.items() if isinstance(v, np.ndarray)})
+        arrays["instruction"] = np.array(demo["instruction"])
+    tmp = Path(path).with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)  # a killed run leaves no half-written episode behind
+    return demo is not None
 
 
-# The LeRobot LIBERO datasets label their frames 10 fps although each row is one 20 Hz control step
-# (OpenVLA's regenerated demos, every step kept); we write the same label and the same one row per
-# control step, so a policy trained on either executes its actions at the simulator's 20 Hz.
-LEROBOT_FPS = 10
+def _render_job(job: tuple[int, str]) -> dict:
+    """A saved successful episode with its camera frames rendered."""
+    task, path = job
+    with np.load(path) as f:
+        demo = {k: f[k] for k in f.files}
+    demo["instruction"], demo["task"] = str(demo["instruction"]), task
+    demo.update(render_libero_frames(_worker_env(task), demo["sim_state"]))
+    return demo
 
 
 def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
                           episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
-                          fast_render: bool = False, action_noise: float = 0.0, workers: int = 1, seed: int = 0,
-                          overwrite: bool = False, progress: bool = True) -> dict:
-    """Run the expert from initial states 0..N-1 of each task, keep the successful episodes and
-    write them as a LeRobot v3.0 dataset (fmt "lerobot", at `out`), LIBERO HDF5 files (fmt
-    "libero_hdf5", one <task>_demo.hdf5 per task in `out`) or both (out/lerobot, out/libero_hdf5).
-    Returns the expert's success per task (also written to <out>/expert_success.json)."""
+                          fast_render: bool = False, action_noise: float = 0.0, workers: int = 1,
+                          seed: Optional[int] = None, init_states: str = "sampled", overwrite: bool = False,
+                          progress: bool = True) -> dict:
+    """Run the expert on `episodes_per_task` scenes of each task, keep the episodes it solved and
+    write them under `out`: a LeRobot v3.0 dataset (out/lerobot, fmt "lerobot"), LIBERO HDF5 files
+    (out/libero_hdf5, one <task>_demo.hdf5 per task, fmt "libero_hdf5") or both.
+
+    init_states: "sampled" (default) starts from new scenes drawn by LIBERO's placement sampler
+    from seeds DEMO_SEED + 1000 t + k (`seed` overrides the base), so evaluation on the
+    benchmark's fixed initial states tests scenes the policy never saw; "benchmark" starts from
+    the fixed initial states 0..N-1 themselves (at most 50), as evaluation does.
+
+    Resumable: each expert episode is saved to out/episodes/ as it finishes, so a run interrupted
+    in the simulation stage continues where it stopped when called again with the same settings
+    (other settings are refused; overwrite=True starts over). Rendering and writing then run
+    from the saved episodes. Returns the expert's success per task, also written to
+    out/expert_success.json, which marks the generation complete: called again, it returns that.
+    """
+    from tqdm import tqdm
+
     if fmt not in ("lerobot", "libero_hdf5", "both"):
         raise ValueError(f"format {fmt!r}: choose lerobot, libero_hdf5 or both")
+    if init_states not in INIT_STATES:
+        raise ValueError(f"init_states {init_states!r}: choose from {list(INIT_STATES)}")
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
-    # The same episodes (initial states, seeds) as closed-loop evaluation with the same seed.
-    jobs = libero_episodes(EnvOptions(suite=suite), tasks, episodes_per_task, seed)
+    if init_states == "sampled":
+        jobs = sampled_episodes(suite, tasks, episodes_per_task, DEMO_SEED if seed is None else seed)
+    else:  # the same episodes (initial states, seeds) as closed-loop evaluation with the same seed
+        jobs = libero_episodes(EnvOptions(suite=suite), tasks, episodes_per_task, seed)
     tasks = list(dict.fromkeys(job.task for job in jobs))
     infos = {t: load_task(suite, t) for t in tasks}
-    root = Path(out)
-    if root.exists() and any(root.iterdir()) and not overwrite:
-        raise FileExistsError(f"{root} exists and is not empty; pass --overwrite or another --out")
     versions = simulator_versions()  # physics and rendering differ between MuJoCo releases
-    lerobot_root = root if fmt == "lerobot" else root / "lerobot"
-    hdf5_root = root if fmt == "libero_hdf5" else root / "libero_hdf5"
+    settings = {"suite": suite, "tasks": tasks, "episodes_per_task": episodes_per_task, "format": fmt,
+                "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
+                "init_states": init_states, "seed": jobs[0].seed - 1000 * jobs[0].task - (jobs[0].init_state or 0),
+                "simulator_versions": versions}
+    root = Path(out)
+    done_file = root / "expert_success.json"
+    recorded = _claim_libero_output(root, settings, overwrite)
+    if done_file.exists():
+        return json.loads(done_file.read_text())
+    paths = {job: recorded / f"task{job.task:02d}_seed{job.seed}.npz" for job in jobs}
+
+    # 1. Simulate (resumable): the expert, without cameras, each episode saved as it ends.
+    todo = [(job, str(paths[job])) for job in jobs if not paths[job].exists()]
+    start = time.perf_counter()
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="expert episodes", disable=not progress,
+               dynamic_ncols=True, mininterval=0.2 if sys.stderr.isatty() else 30)
+    worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise}
+    for _ in map_jobs(_simulate_job, todo, workers, _libero_worker_init, (worker_settings,)):
+        bar.update(1)
+    bar.close()
+    simulate_s = time.perf_counter() - start
+    results: dict[int, list[bool]] = {t: [] for t in tasks}
+    for job in jobs:
+        with np.load(paths[job]) as f:
+            results[job.task].append(bool(f["success"]))
+    kept = [(job.task, str(paths[job])) for job, ok in zip(jobs, [r for t in tasks for r in results[t]]) if ok]
+    if not kept:
+        raise RuntimeError("the expert solved no episode; nothing to write")
+
+    # 2. Render the kept episodes from their saved states and write the datasets.
+    start = time.perf_counter()
     writer = None
     if fmt in ("lerobot", "both"):
-        writer = LeRobotWriter(lerobot_root, fps=LEROBOT_FPS, features=episode_features(size, LIBERO_STATE_NAMES),
+        writer = LeRobotWriter(root / "lerobot", fps=LEROBOT_FPS, features=episode_features(size, LIBERO_STATE_NAMES),
                                version="v3.0", robot_type="panda", overwrite=True,
-                               extra_info={"simulator_versions": versions, "fast_render": fast_render})
+                               extra_info={"simulator_versions": versions, "fast_render": fast_render,
+                                           "libero_generation": settings})
     h5: dict[int, LiberoHDF5Writer] = {}
-    settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
-                "seed": seed}
-    results: dict[int, list[bool]] = {t: [] for t in tasks}
-    start = time.perf_counter()
-    for task, k, demo in map_jobs(_libero_job, jobs, workers, _libero_worker_init, (settings,)):
-        results[task].append(demo is not None)
-        if progress:
-            steps = f"{len(demo['action'])} steps" if demo is not None else "failed, skipped"
-            print(f"  task {task} init {k:2d}: {steps}", flush=True)
-        if demo is None:
-            continue
+    bar = tqdm(total=len(kept), desc="render + write", disable=not progress, dynamic_ncols=True,
+               mininterval=0.2 if sys.stderr.isatty() else 30)
+    for demo in map_jobs(_render_job, kept, workers, _libero_worker_init, (worker_settings,)):
+        task = demo["task"]
         if writer is not None:
             frames = {key: demo[key] for key in LIBERO_CAMERAS}
             frames[STATE_KEY] = demo["state"].astype(np.float32)
@@ -255,8 +329,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
         if fmt in ("libero_hdf5", "both"):
             if task not in h5:
                 info = infos[task]
-                h5[task] = LiberoHDF5Writer(hdf5_root / f"{info.name}_demo.hdf5", instruction=info.instruction,
-                                            bddl_file=info.bddl_file, overwrite=True,
+                h5[task] = LiberoHDF5Writer(root / "libero_hdf5" / f"{info.name}_demo.hdf5",
+                                            instruction=info.instruction, bddl_file=info.bddl_file, overwrite=True,
                                             extra_attrs={"env_name": suite, "fast_render": int(fast_render),
                                                          "generated_by": "vggt_vla scripted expert",
                                                          "simulator_versions": json.dumps(versions)})
@@ -266,20 +340,40 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                               agentview_rgb=demo[cams[0]], eye_in_hand_rgb=demo[cams[1]], ee_pos=demo["eef_pos"],
                               ee_ori=demo["eef_axis_angle"], gripper_states=demo["gripper"],
                               joint_states=demo["joints"])
+        bar.update(1)
+    bar.close()
     for w in h5.values():
         w.close()
-    kept = sum(sum(r) for r in results.values())
     if writer is not None:
-        if kept == 0:
-            raise RuntimeError("the expert solved no episode; nothing to write")
         writer.finalize()
-    summary = {"suite": suite, "format": fmt, "image_size": size, "fast_render": fast_render,
-               "action_noise": action_noise, "seed": seed, "simulator_versions": versions,
-               "episodes": len(jobs), "kept": kept,
-               "wall_time_s": round(time.perf_counter() - start, 1),
+    summary = {**settings, "episodes": len(jobs), "kept": len(kept),
+               "simulate_s": round(simulate_s, 1), "render_write_s": round(time.perf_counter() - start, 1),
                "per_task": [{"task": t, "instruction": infos[t].instruction, "successes": sum(results[t]),
                              "episodes": len(results[t]), "success_rate": sum(results[t]) / max(1, len(results[t]))}
                             for t in tasks]}
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "expert_success.json").write_text(json.dumps(summary, indent=2))
+    summary["wall_time_s"] = round(summary["simulate_s"] + summary["render_write_s"], 1)
+    tmp = done_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.replace(done_file)  # last: its presence means the datasets are complete
     return summary
+
+
+def _claim_libero_output(root: Path, settings: dict, overwrite: bool) -> Path:
+    """out/episodes, after checking that `root` is new, or holds a generation with these settings
+    (to resume or return), or overwrite says to start over. Returns the episodes folder."""
+    recorded = root / "episodes"
+    settings_file = recorded / "settings.json"
+    if overwrite and root.exists():
+        shutil.rmtree(root)
+    if settings_file.exists():
+        have = json.loads(settings_file.read_text())
+        diff = [f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in settings.items() if have.get(k) != v]
+        if diff:
+            raise FileExistsError(f"{root} holds a generation with other settings ({'; '.join(diff)}); pass "
+                                  f"--overwrite to start over, or another --out")
+        return recorded
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} exists and is not a LIBERO demo generation; pass --overwrite or another --out")
+    recorded.mkdir(parents=True)
+    settings_file.write_text(json.dumps(settings, indent=2))
+    return recorded

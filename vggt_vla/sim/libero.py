@@ -223,6 +223,7 @@ class LiberoEnv:
             self._env.env.set_xml_processor(_no_multisampling)
             self._env.reset()  # a hard reset rebuilds the model through the processor
         self.raw: dict = {}
+        self.render_s = 0.0  # seconds spent rendering cameras since the last reset (a timing report)
         self.steps = 0
         self.success = False
 
@@ -254,9 +255,8 @@ class LiberoEnv:
             raise ValueError(f"init_state={init_state} is out of range; {self.task.suite} task "
                              f"{self.task.task_id} has {self.num_init_states} initial states")
         np.random.seed((init_state if seed is None else seed) % 2**32)
+        self.render_s = 0.0
         self.raw = self._env.reset()
-        if self.fast_render:
-            self._set_render_flags()
         if init_state is not None:
             self.raw = self._env.set_init_state(self.task.init_states[init_state])
         for _ in range(self.warmup_steps):
@@ -310,11 +310,15 @@ class LiberoEnv:
         """Both cameras at the current sim state, in the datasets' orientation: uint8 [S, S, 3]."""
         # mj_step leaves body poses one physics substep behind the state; recompute them, so live
         # frames equal frames re-rendered from a saved state (forward() does not alter the dynamics).
+        start = time.perf_counter()
         self.sim.forward()
+        if self.fast_render:  # per call: a hard reset rebuilds the render context with its defaults
+            self._set_render_flags()
         out = {}
         for key, cam in CAMERAS.items():
             raw = self.sim.render(camera_name=cam, width=self.camera_size, height=self.camera_size)
             out[key] = _resize(to_dataset_orientation(raw), self.image_size)
+        self.render_s += time.perf_counter() - start
         return out
 
     def sim_state(self) -> np.ndarray:
