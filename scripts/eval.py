@@ -11,7 +11,7 @@
 
 --checkpoint takes a run directory (best.pt, else last.pt) or a .pt file. Results are printed
 and written as JSON (default: <run dir>/eval_<kind>.json; for --policy scripted,
-eval_<sim>[_<suite>]_scripted.json in the current directory). Offline: vggt_vla/offline_eval.py;
+eval_<suite or sim>_scripted.json in the current directory). Offline: vggt_vla/offline_eval.py;
 closed loop, every simulator the same way: vggt_vla/closed_loop.py. LIBERO needs
 requirements-sim.txt. Bad arguments and unreadable checkpoints: one line on stderr, exit code 2.
 """
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(format_result(result))
-        name = f"eval_{args.sim}" + (f"_{args.suite}" if args.suite else "") + "".join("_no_" + a for a in args.ablate)
+        name = f"eval_{args.suite or args.sim}" + "".join("_no_" + a for a in args.ablate)  # eval_libero_spatial
         default_json = Path(f"{name}_scripted.json") if policy is None else run_dir / f"{name}.json"
     elif args.probe_modalities:
         from vggt_vla.modality_probe import format_probe, probe_modalities

@@ -232,6 +232,6 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path):
     assert "libero overall:" in out.stdout
     summary = json.loads((tmp_path / "demos" / "expert_success.json").read_text())
     assert summary["episodes"] == 2 and summary["init_states"] == "sampled" and summary["image_size"] == 32
-    result = json.loads((tmp_path / "logs" / "libero_cpu" / "eval_libero_libero_spatial.json").read_text())
+    result = json.loads((tmp_path / "logs" / "libero_cpu" / "eval_libero_spatial.json").read_text())
     assert result["episodes"] == 1 and result["settings"]["fast_render"] and result["settings"]["camera_size"] == 32
     assert result["per_task"][0]["task"] == 0 and result["errors"] == 0
