@@ -65,6 +65,14 @@ if [ "$DEMOS" -gt 0 ]; then
     echo "installing the LIBERO simulator (requirements-sim.txt)"
     python -m pip install -q -r requirements-sim.txt
   fi
+  if [ ! -e /dev/nvidia0 ] && ! ldconfig -p 2>/dev/null | grep -q libOSMesa; then  # CPU rendering needs Mesa
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing Mesa for CPU rendering (apt-get)"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libosmesa6 libosmesa6-dev libgl1 libegl1 >/dev/null
+    else
+      echo "warning: no OSMesa library found; as root run: apt-get install -y libosmesa6 libosmesa6-dev libgl1 libegl1" >&2
+    fi
+  fi
   python scripts/generate_libero_demos.py --out "$(dirname "$DATA_ROOT")" "${GEN_ARGS[@]}" "${SIM_ARGS[@]}"
 elif [ "$IS_DEMO" = 1 ]; then
   # The recipe trains on a dataset written with vggt_vla.recording's demo settings (episodes,
