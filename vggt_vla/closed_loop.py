@@ -69,10 +69,7 @@ class ClosedLoopSpec:
     def __post_init__(self):
         if self.sim not in SIMULATORS:
             raise ValueError(f"unknown simulator {self.sim!r}; available: {sorted(SIMULATORS)}")
-        bad = [a for a in self.ablate if a not in ABLATIONS]
-        if bad:
-            raise ValueError(f"cannot ablate {bad}; choose from {list(ABLATIONS)}")
-        self.ablate = tuple(self.ablate)
+        self.ablate = _checked_ablations(self.ablate)
         if self.ablate and self.policy == "scripted":
             raise ValueError("ablate hides inputs from a learned policy; the scripted expert reads the simulator")
         if self.workers < 1 or self.episodes_per_task < 1:
@@ -93,6 +90,13 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def _checked_ablations(ablate) -> tuple[str, ...]:
+    bad = [a for a in ablate if a not in ABLATIONS]
+    if bad:
+        raise ValueError(f"cannot ablate {bad}; choose from {list(ABLATIONS)}")
+    return tuple(ablate)
+
+
 class AblatedInputs:
     """A policy run as a control experiment: every camera image replaced by uniform grey
     ("images"), or the instruction by an empty string ("instruction"). A policy that reads its
@@ -100,10 +104,7 @@ class AblatedInputs:
     about the chance of picking the named object."""
 
     def __init__(self, policy, ablate: tuple[str, ...]):
-        bad = [a for a in ablate if a not in ABLATIONS]
-        if bad:
-            raise ValueError(f"cannot ablate {bad}; choose from {list(ABLATIONS)}")
-        self.policy, self.ablate = policy, tuple(ablate)
+        self.policy, self.ablate = policy, _checked_ablations(ablate)
         self.generator = policy.generator
 
     def reset(self) -> None:

@@ -273,15 +273,17 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
         raise ValueError(f"init_states {init_states!r}: choose from {list(INIT_STATES)}")
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
     if init_states == "sampled":
-        jobs = sampled_episodes(suite, tasks, episodes_per_task, DEMO_SEED if seed is None else seed)
-    else:  # the same episodes (initial states, seeds) as closed-loop evaluation with the same seed
+        seed = DEMO_SEED if seed is None else seed
+        jobs = sampled_episodes(suite, tasks, episodes_per_task, seed)
+    else:
+        seed = 0 if seed is None else seed  # the same episodes (initial states, seeds) as closed-loop evaluation with the same seed
         jobs = libero_episodes(EnvOptions(suite=suite), tasks, episodes_per_task, seed)
     tasks = list(dict.fromkeys(job.task for job in jobs))
     infos = {t: load_task(suite, t) for t in tasks}
     versions = simulator_versions()  # physics and rendering differ between MuJoCo releases
     settings = {"suite": suite, "tasks": tasks, "episodes_per_task": episodes_per_task, "format": fmt,
                 "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
-                "init_states": init_states, "seed": jobs[0].seed - 1000 * jobs[0].task - (jobs[0].init_state or 0),
+                "init_states": init_states, "seed": seed,
                 "simulator_versions": versions}
     root = Path(out)
     done_file = root / "expert_success.json"
@@ -300,11 +302,12 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
         bar.update(1)
     bar.close()
     simulate_s = time.perf_counter() - start
-    results: dict[int, list[bool]] = {t: [] for t in tasks}
+    solved = {}
     for job in jobs:
         with np.load(paths[job]) as f:
-            results[job.task].append(bool(f["success"]))
-    kept = [(job.task, str(paths[job])) for job, ok in zip(jobs, [r for t in tasks for r in results[t]]) if ok]
+            solved[job] = bool(f["success"])
+    results = {t: [solved[job] for job in jobs if job.task == t] for t in tasks}
+    kept = [(job.task, str(paths[job])) for job in jobs if solved[job]]
     if not kept:
         raise RuntimeError("the expert solved no episode; nothing to write")
 
