@@ -39,6 +39,8 @@ def main(argv=None) -> int:
     parser.add_argument("--mixed_precision", choices=["no", "bf16", "fp16"], default="no")
     parser.add_argument("--ablate_language", action="store_true",
                         help="replace the language model by constant features (no language model at all)")
+    parser.add_argument("--inference_repeats", type=int, default=20,
+                        help="timed predict_action_chunk calls at batch 1 (median and p90 reported)")
     parser.add_argument("--matmul_size", type=int, default=4096,
                         help="n of the n x n x n matmul that measures the peak (try 8192 on a GPU)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
@@ -54,7 +56,7 @@ def main(argv=None) -> int:
                        synthetic=args.synthetic, dataset=args.dataset, num_workers=args.num_workers,
                        random_weights=args.random_weights, compile=args.compile,
                        mixed_precision=args.mixed_precision, ablate_language=args.ablate_language,
-                       matmul_size=args.matmul_size)
+                       inference_repeats=args.inference_repeats, matmul_size=args.matmul_size)
     result["config_name"] = args.config
     print(format_result(result))
     if args.json:

@@ -35,6 +35,34 @@ def run_script(*args, timeout=600, **env):
                           timeout=timeout)
 
 
+def assert_two_process_step_in_sync(configs: list, tmp_path: Path) -> None:
+    """One optimizer step of each config in 2 processes (accelerate, gloo on CPU): both ranks
+    reach step 1 with identical trainable parameters."""
+    import socket
+
+    import yaml
+
+    paths = []
+    for i, cfg in enumerate(configs):
+        paths.append(tmp_path / f"two_process_{i}.yaml")
+        paths[-1].write_text(yaml.safe_dump(cfg.to_dict()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # accelerate's --cpu launcher starts one process; --multi_gpu starts N (torch.distributed.run)
+    # and, with train.device=cpu, the processes talk over gloo.
+    out = run_script("-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                     "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+                     "tests/accelerate_step.py", str(tmp_path / "params"), *map(str, paths))
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for i in range(len(configs)):
+        r0 = torch.load(tmp_path / f"params.{i}.rank0.pt")
+        r1 = torch.load(tmp_path / f"params.{i}.rank1.pt")
+        assert r0["world"] == r1["world"] == 2 and r0["step"] == r1["step"] == 1, f"config {i}"
+        assert r0["params"].keys() == r1["params"].keys(), f"config {i}"
+        assert all(torch.equal(r0["params"][k], r1["params"][k]) for k in r0["params"]), f"config {i}"
+
+
 def build_word_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast

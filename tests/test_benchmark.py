@@ -49,3 +49,22 @@ def test_ablation_removes_only_the_language_model(tiny_qwen3, cached):
     assert ablated["language_ablated"] and ablated["train"]["language_model_forwards_total"] == 0
     # a warm cache leaves the step exactly the compute of a model without any language model
     assert ablated["train"]["flops_per_step"] == cached["train"]["flops_per_step"]
+
+
+def test_geometry_teacher_cold_and_warm_cache(tiny_qwen3, tmp_path):
+    from safetensors.torch import save_file
+
+    from test_geometry import TEACHER, align_config
+    from vggt_vla.models.vggt import vggt_1b
+
+    save_file({f"aggregator.{k}": v.contiguous() for k, v in vggt_1b(**TEACHER).state_dict().items()},
+              str(tmp_path / "model.safetensors"))
+    r = benchmark(align_config(tiny_qwen3, str(tmp_path)), batch_size=2, **FAST)
+    warm = r["train_warm_teacher_cache"]
+    assert warm["teacher_forwards"] == 0  # every teacher feature came from the cache
+    assert set(warm["phase_ms"]) == set(r["train"]["phase_ms"])
+    # the teacher is training-only: its FLOPs are in the step, and inference does not run it
+    plain = benchmark(tiny_config(tiny_qwen3), batch_size=2, **FAST)
+    assert r["train"]["flops_per_sample"] > plain["train"]["flops_per_sample"]
+    assert r["inference"]["flops_per_sample"] == plain["inference"]["flops_per_sample"] > 0
+    assert "warm teacher cache" in format_result(r)

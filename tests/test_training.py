@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import run_script, tiny_config
+from conftest import assert_two_process_step_in_sync, run_script, tiny_config
 from vggt_vla.config import config_from_dict
 from vggt_vla import checkpoint as ckpt_mod
 from vggt_vla.training.trainer import Trainer, TrainingDiverged
@@ -218,27 +218,8 @@ def test_success_breakdown_by_episode_category():
 
 
 def test_two_process_accelerate_step_keeps_ranks_in_sync(tiny_qwen3, demo_dataset, tmp_path):
-    import socket
-
-    import yaml
-
     cfg = train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1", eval_every=0, image_every=0)
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg.to_dict()))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    # accelerate's --cpu launcher starts one process; --multi_gpu starts N (torch.distributed.run)
-    # and, with train.device=cpu, the processes talk over gloo.
-    out = run_script("-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                     "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
-                     "tests/accelerate_step.py", str(path), str(tmp_path / "params"))
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    r0 = torch.load(tmp_path / "params.rank0.pt")
-    r1 = torch.load(tmp_path / "params.rank1.pt")
-    assert r0["world"] == r1["world"] == 2 and r0["step"] == r1["step"] == 1
-    assert r0["params"].keys() == r1["params"].keys()
-    assert all(torch.equal(r0["params"][k], r1["params"][k]) for k in r0["params"])
+    assert_two_process_step_in_sync([cfg], tmp_path)
 
 
 def test_policy_batch_from_an_env_observation_equals_the_training_batch(trained_run, demo_dataset):

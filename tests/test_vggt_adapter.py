@@ -40,7 +40,7 @@ def test_pretrained_weights_are_loaded(tiny_qwen3, tiny_vggt_checkpoint):
     assert all(torch.equal(loaded[k], state[k]) for k in state)
 
 
-@pytest.mark.parametrize("fusion", ["late", "inject"])
+@pytest.mark.parametrize("fusion", ["late", "cross_attention", "inject"])
 def test_fusion_modes_train_with_vggt_frozen(tiny_qwen3, tiny_vggt_checkpoint, fusion):
     torch.manual_seed(0)
     folder, state = tiny_vggt_checkpoint

@@ -142,28 +142,23 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     model.train()
 
     # warm-up (compilation, allocator, language cache), then timed steps
-    timer = StepTimer(device)
-    lm_forwards_before = None
+    lm_forwards = lambda: getattr(model.language, "num_lm_forwards", 0)  # noqa: E731
     instructions_seen: set[str] = set()
-    for i in range(warmup + steps):
-        if i == warmup:
-            timer = StepTimer(device)
-            lm_forwards_before = getattr(model.language, "num_lm_forwards", 0)
-        timer.start()
-        batch = next(data)
-        timer.lap("data")
-        instructions_seen.update(batch["instruction"])
-        with autocast():
-            loss, _ = model(batch)
-        timer.lap("forward")
-        loss.backward()
-        timer.lap("backward")
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        timer.lap("optimizer")
-    phases = timer.median_ms()
+    teacher = model.geometry_teacher
+    if teacher is not None:  # the geometry teacher: every timed step a new frame (a cold cache)
+        teacher.feature_cache = _scratch_teacher_cache((warmup + steps) * batch_size)
+        data = _with_rows(data, batch_size, fresh=True)
+    phases, lm_forwards_timed = _timed_steps(model, optimizer, data, warmup, steps, autocast, device,
+                                             instructions_seen, lm_forwards)
     step_ms = sum(phases.values())
-    lm_forwards_timed = getattr(model.language, "num_lm_forwards", 0) - lm_forwards_before
+    warm_teacher = None
+    if teacher is not None:  # the same frames again: every teacher feature read from the cache
+        teacher_runs = teacher.forward_count
+        warm, _ = _timed_steps(model, optimizer, _with_rows(data, batch_size, fresh=False), 1, steps, autocast,
+                               device, instructions_seen, lm_forwards)
+        warm_teacher = {"samples_per_s": batch_size / (sum(warm.values()) / 1e3), "step_ms": sum(warm.values()),
+                        "phase_ms": warm, "teacher_forwards": teacher.forward_count - teacher_runs}
+        teacher.feature_cache = None  # FLOPs below: what a step costs with the teacher running
 
     batch = next(data)
     instructions_seen.update(batch["instruction"])
@@ -187,6 +182,7 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
             # a frozen, cached language model runs once per distinct instruction, ever
             "language_model_forwards_total": getattr(model.language, "num_lm_forwards", 0),
             "distinct_instructions_seen": len(instructions_seen),
+            "geometry_teacher": "cold cache (runs every step)" if warm_teacher else None,
             "flops_per_step": flops_step,
             "flops_per_sample": flops_step / batch_size,
             "achieved_flops_per_s": flops_step / (compute_ms / 1e3),
@@ -195,9 +191,60 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
         },
         "peak_memory_mb": peak_memory_mb(device),
     }
+    if warm_teacher is not None:
+        result["train_warm_teacher_cache"] = warm_teacher
     result["inference"] = _inference(model, cfg, device, inference_repeats, autocast)
     result["machine"] = machine_info(device)
     return result
+
+
+def _timed_steps(model, optimizer, data, warmup: int, steps: int, autocast, device, instructions_seen: set,
+                 lm_forwards) -> tuple[dict, int]:
+    """`warmup` untimed then `steps` timed training steps -> (median ms per phase, language-model
+    forwards during the timed steps)."""
+    timer = StepTimer(device)
+    lm_before = lm_forwards()
+    for i in range(warmup + steps):
+        if i == warmup:
+            timer = StepTimer(device)
+            lm_before = lm_forwards()
+        timer.start()
+        batch = next(data)
+        timer.lap("data")
+        instructions_seen.update(batch["instruction"])
+        with autocast():
+            loss, _ = model(batch)
+        timer.lap("forward")
+        loss.backward()
+        timer.lap("backward")
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        timer.lap("optimizer")
+    return timer.median_ms(), lm_forwards() - lm_before
+
+
+def _scratch_teacher_cache(num_frames: int):
+    """A feature cache in a temporary directory, deleted at exit."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from vggt_vla.training.feature_cache import FeatureCache
+
+    folder = tempfile.mkdtemp(prefix="vggt_vla_teacher_cache_")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return FeatureCache(folder, {"benchmark": folder}, num_frames)
+
+
+def _with_rows(data, batch_size: int, fresh: bool):
+    """Batches with dataset rows for the feature cache: new rows every batch (fresh), or the
+    first batch's rows over and over (frames the cache already holds)."""
+    step = 0
+    for batch in data:
+        start = step * batch_size if fresh else 0
+        batch = {**batch, "row": torch.arange(start, start + batch_size)}
+        step += 1
+        yield batch
 
 
 def _inference(model, cfg: Config, device, repeats: int, autocast) -> dict:
@@ -216,10 +263,15 @@ def _inference(model, cfg: Config, device, repeats: int, autocast) -> dict:
             _sync(device)
             if i >= 2:
                 times.append((time.perf_counter() - start) * 1e3)
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter, autocast():
+            model.predict_action_chunk(batch)
     median = statistics.median(times)
     n_steps = 5  # the Policy default: a chunk is predicted every 5 executed actions
     return {"predict_action_chunk_ms_median": median, "predict_action_chunk_ms_p90": _percentile(times, 90),
             "actions_per_s_with_queue": n_steps / (median / 1e3), "n_action_steps": n_steps,
+            "flops_per_sample": float(counter.get_total_flops()),  # batch 1, warm language cache
             "chunk_size": cfg.model.action_head.chunk_size}
 
 
@@ -266,9 +318,17 @@ def format_result(r: dict) -> str:
         f"       {t['flops_per_sample'] / 1e9:.2f} GFLOP/sample (fwd+bwd), achieved "
         f"{t['achieved_flops_per_s'] / 1e9:.1f} GFLOP/s, matmul peak {t['matmul_peak_flops_per_s'] / 1e9:.1f} "
         f"GFLOP/s -> MFU {t['mfu']:.1%}",
+    ]
+    warm = r.get("train_warm_teacher_cache")
+    if warm is not None:
+        lines[1] += "  [geometry teacher: cold cache, VGGT runs every step]"
+        lines.append(f"       with a warm teacher cache: {warm['samples_per_s']:.2f} samples/s, step "
+                     f"{warm['step_ms']:.1f} ms ({'  '.join(f'{k} {v:.1f}' for k, v in warm['phase_ms'].items())} ms), "
+                     f"{warm['teacher_forwards']} teacher forwards")
+    lines += [
         f"inference (batch 1): predict_action_chunk median {inf['predict_action_chunk_ms_median']:.1f} ms, "
         f"p90 {inf['predict_action_chunk_ms_p90']:.1f} ms; {inf['actions_per_s_with_queue']:.1f} actions/s "
-        f"with a queue of {inf['n_action_steps']}",
+        f"with a queue of {inf['n_action_steps']}; {inf['flops_per_sample'] / 1e9:.2f} GFLOP/sample",
         f"peak memory: {r['peak_memory_mb']:,.0f} MB",
     ]
     return "\n".join(lines)

@@ -289,7 +289,7 @@ def time_split(records: list[dict]) -> dict:
     policy = sum(r["seconds_policy"] for r in records)
     render = sum(r["seconds_render"] or 0.0 for r in records)
     parts = {"policy_s": policy, "render_s": render, "simulator_s": max(0.0, total - policy - render)}
-    out = {"episode_s": round(total, 1), **{k: round(v, 1) for k, v in parts.items()}}
+    out = {"episode_s": round(total, 3), **{k: round(v, 3) for k, v in parts.items()}}
     out.update({k.replace("_s", "_fraction"): round(v / total, 3) if total else 0.0 for k, v in parts.items()})
     return out
 

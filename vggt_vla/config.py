@@ -2,7 +2,8 @@
 
 A config file has three sections, each mapping onto a dataclass below:
 
-    model:            ModelConfig   (vision, language, simple_backbone, vggt, action_head)
+    model:            ModelConfig   (vision, language, simple_backbone, vggt, action_head,
+                                     geometry_alignment)
     data:             DataConfig
     train:            TrainConfig
 
@@ -41,6 +42,7 @@ NAMED_CONFIGS = {
     "full": "train_full.yaml",
     "demo": "train_demo.yaml",
     "libero_cpu": "train_libero_cpu.yaml",
+    "vggt_align": "train_vggt_align.yaml",
 }
 
 
@@ -164,13 +166,17 @@ class VGGTConfig:
     # Freeze the aggregator (no gradients, eval mode); the adapter layers always train.
     freeze_vggt: bool = True
     # late: VGGT tokens are fused with language/state/queries by trainable layers after VGGT.
-    # inject: language tokens and action queries join VGGT's last `inject_last_k` global blocks.
-    fusion: Literal["late", "inject"] = "late"
+    # cross_attention: the vision-encoder tokens attend to the VGGT tokens through one trainable
+    #   cross-attention block (Evo-0); only they, not the VGGT tokens, enter the fusion layers.
+    # inject: language tokens and action queries join VGGT's last `inject_last_k` global blocks;
+    #   no vision encoder is built (VGGT is the only reader of the pixels).
+    fusion: Literal["late", "cross_attention", "inject"] = "late"
     # Aggregator layers whose outputs are used (negative indices count from the end).
     feature_layers: list[int] = field(default_factory=lambda: [-1])
     # Also pass VGGT's per-frame camera tokens to the fusion.
     use_camera_tokens: bool = False
-    # Trainable attention layers after VGGT (late fusion) and their heads (must divide model.dim).
+    # Trainable attention layers after VGGT (late and cross_attention fusion) and their heads
+    # (must divide model.dim; the cross-attention block uses them too).
     fusion_depth: int = 2
     fusion_heads: int = 12
     # Number of final global blocks that see the injected tokens (inject fusion).
@@ -183,17 +189,65 @@ class VGGTConfig:
     aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        _check_choice("vggt.fusion", self.fusion, ("late", "inject"))
+        _check_choice("vggt.fusion", self.fusion, ("late", "cross_attention", "inject"))
         _check(len(self.feature_layers) > 0, "vggt.feature_layers is empty; e.g. [-1] or [4, 11, 17, 23]")
         _check(self.fusion_depth >= 0, "vggt.fusion_depth must be >= 0")
-        _check(self.fusion != "late" or self.fusion_depth >= 1,
-               "vggt.fusion_depth must be >= 1 with vggt.fusion: late (the action queries read VGGT "
-               "tokens through these layers)")
+        _check(self.fusion == "inject" or self.fusion_depth >= 1,
+               f"vggt.fusion_depth must be >= 1 with vggt.fusion: {self.fusion} (the action queries read "
+               f"the fused tokens through these layers)")
         _check_positive("vggt.fusion_heads", self.fusion_heads)
         _check_positive("vggt.inject_last_k", self.inject_last_k)
         _check(self.image_size % 14 == 0,
                f"vggt.image_size={self.image_size} is not a multiple of VGGT's patch size 14; "
                f"use e.g. 224 or 518")
+
+
+VGGT_1B_DEPTH = 24  # aggregator layers of VGGT-1B (models/vggt/presets.py), for range checks
+
+
+@dataclass
+class GeometryAlignmentConfig:
+    """VGGT as a training-time geometry teacher (Spatial Forcing, arXiv 2510.12276).
+
+    The backbone's vision tokens after layer `student_layer` go through a small trainable MLP to
+    the teacher's width, are resampled to the teacher's patch grid (per camera), and are pulled
+    towards the frozen VGGT aggregator's features of the same frames by
+    weight * (1 - cosine similarity), averaged over patches and cameras. The teacher is built for
+    training only: Policy.from_pretrained builds none and checkpoints hold no teacher weights.
+    With train.cache_features each dataset frame's teacher features are computed once per run.
+    """
+
+    enabled: bool = False
+    # Teacher weights: a hub id or a local file/directory (the loading code of model.vggt).
+    checkpoint: str = "facebook/VGGT-1B"
+    # Aggregator layers whose [frame | global] outputs, concatenated, are the target (negative
+    # indices count from the end). VGGT-1B: width 2048 per layer.
+    feature_layers: list[int] = field(default_factory=lambda: [-1])
+    # Teacher input resolution (a multiple of 14); the cameras are resized to it.
+    image_size: int = 224
+    # Overrides of the VGGT-1B constructor (tiny teachers in tests); real weights need {}.
+    aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Backbone layer (0-based; negative from the end) after which the vision tokens are aligned:
+    # simple_backbone.depth layers, or vggt.fusion_depth fusion blocks (late, cross_attention).
+    student_layer: int = 2
+    # Hidden width of the projector MLP (student width -> hidden -> teacher width).
+    projector_dim: int = 1024
+    # lambda: weight of the alignment loss next to the action loss.
+    weight: float = 0.5
+
+    def __post_init__(self):
+        _check(len(self.feature_layers) > 0,
+               "model.geometry_alignment.feature_layers is empty; e.g. [-1]")
+        depth = self.aggregator_kwargs.get("depth", VGGT_1B_DEPTH)
+        for i in self.feature_layers:
+            _check(-depth <= i < depth,
+                   f"model.geometry_alignment.feature_layers: layer {i} is out of range for a VGGT "
+                   f"aggregator of depth {depth} (use 0..{depth - 1} or -{depth}..-1)")
+        _check(self.image_size % 14 == 0,
+               f"model.geometry_alignment.image_size={self.image_size} is not a multiple of VGGT's "
+               f"patch size 14; use e.g. 224")
+        _check_positive("model.geometry_alignment.projector_dim", self.projector_dim)
+        _check(self.weight > 0, f"model.geometry_alignment.weight must be > 0, got {self.weight}")
 
 
 @dataclass
@@ -254,6 +308,17 @@ class ModelConfig:
     simple_backbone: SimpleBackboneConfig = field(default_factory=SimpleBackboneConfig)
     vggt: VGGTConfig = field(default_factory=VGGTConfig)
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
+    geometry_alignment: GeometryAlignmentConfig = field(default_factory=GeometryAlignmentConfig)
+
+    @property
+    def uses_vision_encoder(self) -> bool:
+        """False for vggt.fusion: inject, where VGGT alone reads the pixels (no encoder is built)."""
+        return not (self.backbone == "vggt" and self.vggt.fusion == "inject")
+
+    @property
+    def fusion_layers(self) -> int:
+        """Layers of the backbone whose vision tokens a geometry-alignment student can tap."""
+        return self.simple_backbone.depth if self.backbone == "simple" else self.vggt.fusion_depth
 
     def __post_init__(self):
         _check_positive("model.dim", self.dim)
@@ -266,9 +331,24 @@ class ModelConfig:
             heads = self.simple_backbone.num_heads
             _check(self.dim % heads == 0,
                    f"model.dim={self.dim} is not divisible by simple_backbone.num_heads={heads}")
-        elif self.vggt.fusion == "late":
+        elif self.vggt.fusion != "inject":
             _check(self.dim % self.vggt.fusion_heads == 0,
                    f"model.dim={self.dim} is not divisible by vggt.fusion_heads={self.vggt.fusion_heads}")
+        if not self.uses_vision_encoder:
+            for name in ("language_film", "spatial_keypoints"):
+                _check(not getattr(self, name),
+                       f"model.{name} works on the vision-encoder tokens, which vggt.fusion: inject does "
+                       f"not build; turn it off or use vggt.fusion: late or cross_attention")
+        if self.geometry_alignment.enabled:
+            _check(self.uses_vision_encoder,
+                   "model.geometry_alignment.enabled: the student is the backbone's vision-encoder tokens, "
+                   "which vggt.fusion: inject does not have; use model.backbone: simple or vggt.fusion: "
+                   "late / cross_attention")
+            layer, depth = self.geometry_alignment.student_layer, self.fusion_layers
+            where = "simple_backbone.depth" if self.backbone == "simple" else "vggt.fusion_depth"
+            _check(-depth <= layer < depth,
+                   f"model.geometry_alignment.student_layer={layer} is out of range for a backbone of "
+                   f"{depth} layers ({where}); use 0..{depth - 1} or -{depth}..-1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,8 +468,9 @@ class TrainConfig:
     compile: bool = False
     # Recompute backbone activations in the backward pass to save memory.
     gradient_checkpointing: bool = False
-    # Store the frozen vision tower's features per dataset frame on disk and reuse them from the
-    # second epoch on (needs a frozen tower and data.augment: false; one process).
+    # Store frozen features per dataset frame on disk and reuse them from the second epoch on:
+    # the frozen vision tower's, and the geometry teacher's (model.geometry_alignment). Needs
+    # data.augment: false and one process.
     cache_features: bool = False
     # Where the feature cache lives (null: <log_dir>/feature_cache, shared by runs of a log_dir).
     feature_cache_dir: Optional[str] = None
@@ -487,9 +568,11 @@ class Config:
 
         if self.train.cache_features:
             v = self.model.vision
-            _check(v.use_vision_tower and v.freeze_vision_tower,
-                   "train.cache_features needs a frozen vision tower (model.vision.use_vision_tower and "
-                   "freeze_vision_tower true); a trainable encoder's features change every step")
+            frozen_tower = v.use_vision_tower and v.freeze_vision_tower and self.model.uses_vision_encoder
+            _check(frozen_tower or self.model.geometry_alignment.enabled,
+                   "train.cache_features caches frozen features: it needs a frozen vision tower "
+                   "(model.vision.use_vision_tower and freeze_vision_tower true) or a geometry teacher "
+                   "(model.geometry_alignment.enabled); a trainable encoder's features change every step")
             _check(not self.data.augment, "train.cache_features needs data.augment: false (augmented "
                    "frames differ every epoch, so their features cannot be reused)")
 

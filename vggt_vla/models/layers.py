@@ -1,4 +1,4 @@
-"""Transformer building blocks shared by the simple backbone and the flow-matching denoiser."""
+"""Transformer building blocks shared by the backbones and the flow-matching denoiser."""
 
 from __future__ import annotations
 
@@ -55,6 +55,42 @@ class TransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         x = x + self.attn(self.norm1(x), key_mask)  # [B, N, D]
+        return x + self.mlp(self.norm2(x))  # [B, N, D]
+
+
+class CrossAttention(nn.Module):
+    """Multi-head attention of queries x [B, N, D] over a context [B, M, D]."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        assert dim % num_heads == 0, f"dim={dim} must be divisible by num_heads={num_heads}"
+        self.num_heads = num_heads
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        B, N, D = x.shape
+        M, H = context.shape[1], self.num_heads
+        q = self.q(x).view(B, N, H, D // H).transpose(1, 2)  # [B, H, N, Dh]
+        k, v = self.kv(context).view(B, M, 2, H, D // H).permute(2, 0, 3, 1, 4)  # each [B, H, M, Dh]
+        out = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, Dh]
+        return self.proj(out.transpose(1, 2).reshape(B, N, D))  # [B, N, D]
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm: x + attn(norm(x), norm(context)), then x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm_x = nn.LayerNorm(dim)
+        self.norm_context = nn.LayerNorm(dim)
+        self.attn = CrossAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = MLP(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm_x(x), self.norm_context(context))  # [B, N, D]
         return x + self.mlp(self.norm2(x))  # [B, N, D]
 
 

@@ -14,6 +14,8 @@ queries only take part in the attention, and their outputs are what the backbone
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 from torch.utils.checkpoint import checkpoint
@@ -67,6 +69,11 @@ class SimpleBackbone(nn.Module):
         self.gradient_checkpointing = False  # recompute layer activations in backward
 
     def forward(self, inputs: FusionInputs) -> torch.Tensor:
+        return self.run(inputs)[0]  # [B, Q, D]
+
+    def run(self, inputs: FusionInputs, vision_layer: Optional[int] = None):
+        """-> (query outputs [B, Q, D], the vision tokens after layer `vision_layer` [B, Nv, D]
+        or None): the second is the geometry-alignment student (models/geometry.py)."""
         vision, language = inputs.vision, inputs.language  # [B, Nv, D], [B, L, D]
         extras = [inputs.state] if inputs.state is not None else []
         rest = torch.cat(extras + [inputs.queries], dim=1)  # [B, S+Q, D]
@@ -79,11 +86,15 @@ class SimpleBackbone(nn.Module):
         always = torch.ones(B, vision.shape[1], dtype=torch.bool, device=vision.device)  # [B, Nv]
         rest_mask = torch.ones(B, rest.shape[1], dtype=torch.bool, device=vision.device)  # [B, S+Q]
         key_mask = torch.cat([always, inputs.language_mask, rest_mask], dim=1)  # [B, N]
-        for layer in self.layers:
+        tapped = None
+        tap = None if vision_layer is None else vision_layer % len(self.layers)
+        for i, layer in enumerate(self.layers):
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 vision, language, rest = checkpoint(layer, vision, language, rest, graphs, key_mask,
                                                     use_reentrant=False)
             else:
                 vision, language, rest = layer(vision, language, rest, graphs, key_mask)
+            if i == tap:
+                tapped = vision  # [B, Nv, D]
         num_queries = inputs.queries.shape[1]
-        return self.norm(rest[:, -num_queries:])  # [B, Q, D]
+        return self.norm(rest[:, -num_queries:]), tapped  # [B, Q, D], [B, Nv, D] or None

@@ -29,21 +29,23 @@ DUMMY_INSTRUCTIONS = [
 
 
 def build_for_inspection(cfg: Config, random_weights: bool = False) -> tuple[VLAModel, bool]:
-    """-> (model, used_random_weights). Falls back to random weights with one WARNING line."""
+    """-> (model, used_random_weights). Falls back to random weights with one WARNING line.
+    The model is built as training builds it: with its geometry teacher, if it has one."""
+    teacher = cfg.model.geometry_alignment.enabled
     if random_weights:
         print("WARNING: --random-weights: pretrained parts are built from their known "
               "configurations with RANDOM weights; parameter counts are exact, outputs meaningless.")
-        return VLAModel(cfg.model, random_weights=True), True
+        return VLAModel(cfg.model, random_weights=True, geometry_teacher=teacher), True
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            model = VLAModel(cfg.model)
+            model = VLAModel(cfg.model, geometry_teacher=teacher)
         except PretrainedUnavailable as err:
             first_line = str(err).splitlines()[0]
             print(f"WARNING: pretrained weights unavailable ({first_line}); building the same "
                   f"architectures with RANDOM weights from their known configurations — parameter "
                   f"counts are exact, outputs are meaningless.")
-            return VLAModel(cfg.model, random_weights=True), True
+            return VLAModel(cfg.model, random_weights=True, geometry_teacher=teacher), True
     for w in caught:  # the build succeeded: pass on what it warned about (e.g. a fallback)
         warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return model, False
@@ -76,10 +78,14 @@ def count(module: torch.nn.Module) -> tuple[int, int]:
 
 def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
     """(component, total, trainable) rows; encoders split into pretrained part and projection."""
-    rows = [
-        ("vision.backbone", *count(model.vision.backbone)),
-        ("vision.proj+camera_embed", count(model.vision)[0] - count(model.vision.backbone)[0],
-         count(model.vision)[1] - count(model.vision.backbone)[1]),
+    rows = []
+    if model.vision is not None:  # vggt.fusion: inject builds none
+        rows += [
+            ("vision.backbone", *count(model.vision.backbone)),
+            ("vision.proj+camera_embed", count(model.vision)[0] - count(model.vision.backbone)[0],
+             count(model.vision)[1] - count(model.vision.backbone)[1]),
+        ]
+    rows += [
         ("language.model", *count(model.language.model)),
         ("language.proj", *count(model.language.proj)),
     ]
@@ -101,9 +107,11 @@ def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
                  ("backbone.adapter", total - agg_total, trainable - agg_trainable)]
     else:
         rows.append(("backbone", *count(model.backbone)))
-    rows += [
-        ("head", *count(model.head)),
-    ]
+    rows.append(("head", *count(model.head)))
+    if model.alignment is not None:
+        rows.append(("alignment.projector (train)", *count(model.alignment.projector)))
+    if model.geometry_teacher is not None:
+        rows.append(("alignment.teacher (VGGT, train)", *count(model.geometry_teacher)))
     rows.append(("TOTAL", *count(model)))
     return rows
 
@@ -136,6 +144,10 @@ def count_flops(model: VLAModel, batch: dict) -> dict[str, float]:
     if hasattr(model.backbone, "aggregator"):
         key = f"{type(model.backbone).__name__}.aggregator"
         out["backbone.aggregator (VGGT)"] = sum(per_module.get(key, {}).values()) / B
+    if model.geometry_teacher is not None:  # not part of inference: counted on its own
+        with FlopCounterMode(display=False) as counter:
+            model.geometry_teacher(batch["images"])
+        out["training only: geometry teacher"] = counter.get_total_flops() / B
     return out
 
 
@@ -176,10 +188,10 @@ def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
         cond = model.head_inputs(inputs)
         chunk = model.predict_action_chunk(batch)
         loss, _ = model(batch)
-    h, w = inputs.grid
+    h, w = inputs.grid or (0, 0)  # no vision encoder with vggt.fusion: inject
     V = inputs.num_cameras
     tokens = {
-        "vision": inputs.vision.shape[1],
+        "vision": h * w * V,
         "vision_per_camera": h * w,
         "cameras": V,
         "language (padded length in batch)": inputs.language.shape[1],
@@ -192,11 +204,13 @@ def measure(model: VLAModel, cfg: Config, batch_size: int = 2, repeats: int = 3,
         tokens["vggt frames (cameras)"] = V
         tokens["vggt patch tokens per frame"] = (vggt.image_size // 14) ** 2
         tokens["vggt tokens into late fusion"] = V * per_frame if vggt.fusion == "late" else 0
+        if vggt.fusion == "cross_attention":
+            tokens["vggt tokens read by cross-attention"] = V * per_frame
     tokens["total"] = (tokens["vision"] + tokens["language (padded length in batch)"]
                        + tokens["state"] + tokens["action_queries"] + tokens.get("vggt tokens into late fusion", 0))
     shapes = {
         "images": list(batch["images"].shape),
-        "vision_tokens": list(inputs.vision.shape),
+        "vision_tokens": list(inputs.vision.shape) if inputs.vision is not None else None,
         "language_tokens": list(inputs.language.shape),
         "head_inputs (query outputs + keypoint tokens)": list(cond.shape),
         "action_chunk": list(chunk.shape),

@@ -20,8 +20,9 @@ NUM_TOKEN_TYPES = 4
 @dataclass
 class FusionInputs:
     images: torch.Tensor  # [B, V, 3, H, W] in [0, 1], for backbones that read pixels (VGGT)
-    vision: torch.Tensor  # [B, V*h*w, D] camera by camera, row-major patches
-    grid: tuple[int, int]  # (h, w): patch grid of every camera
+    vision: Optional[torch.Tensor]  # [B, V*h*w, D] camera by camera, row-major patches (None: no
+    #                                 vision encoder, vggt.fusion: inject)
+    grid: Optional[tuple[int, int]]  # (h, w): patch grid of every camera
     language: torch.Tensor  # [B, L, D]
     language_mask: torch.Tensor  # [B, L] bool, True = real token, False = padding
     state: Optional[torch.Tensor]  # [B, 1, D] or None when the model takes no state

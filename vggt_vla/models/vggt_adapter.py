@@ -3,17 +3,23 @@
 Cameras become VGGT frames: images [B, V, 3, H, W] -> [B, S=V, 3, H, W], camera 0 (the agent
 view) is frame 0, VGGT's reference frame. Images go in as [0, 1]; VGGT normalises inside.
 
-Two fusion modes (VGGTConfig.fusion):
+Three fusion modes (VGGTConfig.fusion):
 
-* late   - patch tokens (optionally also camera tokens) of the chosen aggregator layers are
-           projected 2C -> D and, with the vision-encoder tokens, language tokens, state token
-           and action queries, go through `fusion_depth` trainable attention layers:
-               [vggt | vision | language | state | queries] -> blocks -> queries [B, Q, D]
-* inject - language tokens, state and action queries are projected D -> C and appended to the
-           global-attention sequence of the last `inject_last_k` global blocks of VGGT (RoPE
-           position (0, 0), like VGGT's own camera/register tokens), so the frozen geometry
-           transformer attends over them; their outputs, projected back C -> D, are the query
-           outputs. The vision-encoder tokens are not used in this mode.
+* late            - patch tokens (optionally also camera tokens) of the chosen aggregator layers
+                    are projected 2C -> D and, with the vision-encoder tokens, language tokens,
+                    state token and action queries, go through `fusion_depth` trainable
+                    attention layers:
+                        [vggt | vision | language | state | queries] -> blocks -> queries [B, Q, D]
+* cross_attention - the vision-encoder tokens (queries) attend to the projected VGGT tokens
+                    through one trainable cross-attention block (Evo-0's fusion); only the
+                    result goes on, so the fusion layers see no more tokens than without VGGT:
+                        vision <- CrossAttn(vision, vggt)
+                        [vision | language | state | queries] -> blocks -> queries [B, Q, D]
+* inject          - language tokens, state and action queries are projected D -> C and appended
+                    to the global-attention sequence of the last `inject_last_k` global blocks of
+                    VGGT (RoPE position (0, 0), like VGGT's own camera/register tokens), so the
+                    frozen geometry transformer attends over them; their outputs, projected back
+                    C -> D, are the query outputs. VLAModel builds no vision encoder for this mode.
 
 A frozen aggregator (freeze_vggt) gets no gradients and stays in eval mode; in late mode it runs
 under no_grad, in inject mode autograd only records the blocks after the injection point (the
@@ -24,6 +30,7 @@ with its residual stream in fp32.
 from __future__ import annotations
 
 import logging
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -31,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import VGGTConfig
-from vggt_vla.models.layers import TransformerBlock, freeze
+from vggt_vla.models.layers import CrossAttentionBlock, TransformerBlock, freeze
 from vggt_vla.models.pretrained import (PretrainedUnavailable, hub_reachable, is_local_path,
                                        train_keeping_frozen)
 from vggt_vla.models.tokens import FusionInputs
@@ -40,23 +47,34 @@ from vggt_vla.models.vggt import CheckpointError, load_aggregator_weights, vggt_
 log = logging.getLogger(__name__)
 
 
-def build_aggregator(cfg: VGGTConfig, random_weights: bool = False) -> nn.Module:
-    """The VGGT-1B aggregator (with cfg.aggregator_kwargs overrides), pretrained if configured."""
-    if not cfg.use_pretrained_vggt or random_weights:
-        return vggt_1b(**cfg.aggregator_kwargs)
+def build_aggregator(checkpoint: Optional[str], aggregator_kwargs: dict, random_weights: bool = False) -> nn.Module:
+    """The VGGT-1B aggregator (with aggregator_kwargs overrides), loaded from `checkpoint` (a hub id
+    or a local file/directory) unless it is None or random_weights is asked for."""
+    if checkpoint is None or random_weights:
+        return vggt_1b(**aggregator_kwargs)
     with torch.device("meta"):  # no 3.6 GB of random init before the checkpoint replaces it
-        aggregator = vggt_1b(**cfg.aggregator_kwargs)
-    offline = not is_local_path(cfg.checkpoint) and not hub_reachable()
+        aggregator = vggt_1b(**aggregator_kwargs)
+    offline = not is_local_path(checkpoint) and not hub_reachable()
     try:
-        report = load_aggregator_weights(aggregator, cfg.checkpoint, local_files_only=offline)
+        report = load_aggregator_weights(aggregator, checkpoint, local_files_only=offline)
     except CheckpointError as err:
-        if is_local_path(cfg.checkpoint) or not offline:
+        if is_local_path(checkpoint) or not offline:
             raise  # a real problem with the file (corrupt, wrong keys): say it as it is
         raise PretrainedUnavailable(
-            f"could not load the VGGT checkpoint '{cfg.checkpoint}' (hub unreachable, not in the local "
+            f"could not load the VGGT checkpoint '{checkpoint}' (hub unreachable, not in the local "
             f"cache): {err}") from err
     log.info("VGGT aggregator: %s", report.summary())
     return aggregator
+
+
+def resize_frames(images: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, V, 3, H, W] in [0, 1] -> [B, V, 3, size, size] (antialiased bilinear; as is if it fits)."""
+    B, V, C, H, W = images.shape
+    if (H, W) == (size, size):
+        return images
+    flat = F.interpolate(images.reshape(B * V, C, H, W), size=(size, size), mode="bilinear",
+                         antialias=True, align_corners=False)  # [B*V, 3, size, size]
+    return flat.reshape(B, V, C, size, size).clamp(0, 1)
 
 
 class VGGTAdapter(nn.Module):
@@ -65,7 +83,8 @@ class VGGTAdapter(nn.Module):
     def __init__(self, dim: int, cfg: VGGTConfig, num_cameras: int, random_weights: bool = False):
         super().__init__()
         self.cfg = cfg
-        self.aggregator = build_aggregator(cfg, random_weights)
+        self.aggregator = build_aggregator(cfg.checkpoint if cfg.use_pretrained_vggt else None,
+                                           cfg.aggregator_kwargs, random_weights)
         self.frozen = cfg.freeze_vggt
         if self.frozen:
             freeze(self.aggregator)
@@ -78,11 +97,13 @@ class VGGTAdapter(nn.Module):
         if cfg.fusion == "inject" and cfg.inject_last_k > depth:
             raise ValueError(f"vggt.inject_last_k={cfg.inject_last_k} exceeds the aggregator depth {depth}")
         self._warned_resize = False
-        if cfg.fusion == "late":
+        if cfg.fusion != "inject":
             feat_dim = 2 * C * len(self.feature_layers)  # frame + global halves of every tapped layer
             self.feature_proj = nn.Linear(feat_dim, dim)
             self.vggt_embed = nn.Parameter(torch.zeros(dim))  # tells VGGT tokens from tower tokens
             self.frame_embed = nn.Parameter(torch.randn(num_cameras, dim) * 0.02)  # [V_max, D]
+            if cfg.fusion == "cross_attention":
+                self.cross = CrossAttentionBlock(dim, cfg.fusion_heads)
             self.blocks = nn.ModuleList(TransformerBlock(dim, cfg.fusion_heads) for _ in range(cfg.fusion_depth))
         else:
             self.to_vggt = nn.Linear(dim, C)
@@ -95,27 +116,34 @@ class VGGTAdapter(nn.Module):
 
     def _frames(self, images: torch.Tensor) -> torch.Tensor:
         """[B, V, 3, H, W] -> [B, S=V, 3, size, size] at the configured VGGT resolution."""
-        B, V, C, H, W = images.shape
+        H, W = images.shape[-2:]
         size = self.cfg.image_size
-        if (H, W) == (size, size):
-            return images
-        if not self._warned_resize:
+        if (H, W) != (size, size) and not self._warned_resize:
             log.warning("VGGT: resizing camera images from %dx%d to %dx%d (vggt.image_size)", H, W, size, size)
             self._warned_resize = True
-        flat = F.interpolate(images.reshape(B * V, C, H, W), size=(size, size), mode="bilinear",
-                             antialias=True, align_corners=False)  # [B*V, 3, size, size]
-        return flat.reshape(B, V, C, size, size).clamp(0, 1)
+        return resize_frames(images, size)
 
     def _autocast(self, device: torch.device):
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
     def forward(self, inputs: FusionInputs) -> torch.Tensor:
-        frames = self._frames(inputs.images)  # [B, S, 3, h*14, w*14]
-        if self.cfg.fusion == "late":
-            return self._late(inputs, frames)
-        return self._inject(inputs, frames)
+        return self.run(inputs)[0]  # [B, Q, D]
 
-    def _late(self, inputs: FusionInputs, frames: torch.Tensor) -> torch.Tensor:
+    def run(self, inputs: FusionInputs, vision_layer: Optional[int] = None):
+        """-> (query outputs [B, Q, D], the vision-encoder tokens after fusion block `vision_layer`
+        [B, Nv, D] or None): the second is the geometry-alignment student (models/geometry.py)."""
+        frames = self._frames(inputs.images)  # [B, S, 3, h*14, w*14]
+        if self.cfg.fusion == "inject":
+            return self._inject(inputs, frames), None
+        vggt = self._vggt_tokens(frames)  # [B, S*h*w (+S), D]
+        if self.cfg.fusion == "late":
+            return self._fuse([vggt], inputs.vision, inputs, vision_layer)
+        vision = self.cross(inputs.vision, vggt)  # [B, Nv, D]
+        return self._fuse([], vision, inputs, vision_layer)
+
+    def _vggt_tokens(self, frames: torch.Tensor) -> torch.Tensor:
+        """Frames -> the chosen aggregator layers' tokens at width D, tagged by frame and as VGGT's:
+        [B, S*h*w, D] patch tokens, then [B, S, D] camera tokens if vggt.use_camera_tokens."""
         with torch.set_grad_enabled(not self.frozen and torch.is_grad_enabled()), self._autocast(frames.device):
             layers, start = self.aggregator(frames, self.feature_layers)  # k x [B, S, P, 2C]
         feats = torch.cat(layers, dim=-1).float()  # [B, S, P, 2Ck]
@@ -125,17 +153,27 @@ class VGGTAdapter(nn.Module):
         groups = [tokens.reshape(B, -1, tokens.shape[-1])]  # [B, S*h*w, D]
         if self.cfg.use_camera_tokens:
             groups.append(self.feature_proj(feats[:, :, 0]) + frame[:, 0])  # [B, S, D]
+        return torch.cat(groups, dim=1)  # [B, S*h*w (+S), D]
+
+    def _fuse(self, prefix: list, vision: torch.Tensor, inputs: FusionInputs, vision_layer: Optional[int]):
+        """[prefix | vision | language | state | queries] through the fusion blocks."""
         extras = [inputs.state] if inputs.state is not None else []
-        x = torch.cat(groups + [inputs.vision, inputs.language] + extras + [inputs.queries], dim=1)  # [B, N, D]
+        x = torch.cat(prefix + [vision, inputs.language] + extras + [inputs.queries], dim=1)  # [B, N, D]
+        B = x.shape[0]
         ones = lambda t: torch.ones(B, t.shape[1], dtype=torch.bool, device=x.device)  # noqa: E731
-        key_mask = torch.cat([ones(g) for g in groups] + [ones(inputs.vision), inputs.language_mask]
+        key_mask = torch.cat([ones(g) for g in prefix] + [ones(vision), inputs.language_mask]
                              + [ones(e) for e in extras] + [ones(inputs.queries)], dim=1)  # [B, N]
-        for block in self.blocks:
+        start = sum(g.shape[1] for g in prefix)
+        tap = None if vision_layer is None else vision_layer % len(self.blocks)
+        tapped = None
+        for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 x = checkpoint(block, x, key_mask, use_reentrant=False)
             else:
                 x = block(x, key_mask)
-        return self.norm(x[:, -inputs.queries.shape[1]:])  # [B, Q, D]
+            if i == tap:
+                tapped = x[:, start:start + vision.shape[1]]  # [B, Nv, D]
+        return self.norm(x[:, -inputs.queries.shape[1]:]), tapped  # [B, Q, D], [B, Nv, D] or None
 
     def _inject(self, inputs: FusionInputs, frames: torch.Tensor) -> torch.Tensor:
         extras = [inputs.state] if inputs.state is not None else []

@@ -197,8 +197,8 @@ class VisionEncoder(nn.Module):
         out_dim = self.backbone.out_dim
         self.proj = nn.Identity() if not cfg.use_vision_tower and out_dim == dim else nn.Linear(out_dim, dim)
         self.camera_embed = nn.Parameter(torch.randn(cfg.num_cameras, dim) * 0.02)  # [V_max, D]
-        # Optional store of frozen tower features by dataset frame (see training/feature_cache.py):
-        # anything with hits(ids) -> bool array, load(ids) -> tensor, store(ids, feats).
+        # Optional store of frozen tower features by dataset frame, attached by the trainer
+        # (training/feature_cache.py): fetch(frame_ids, compute, device) -> features.
         self.feature_cache = None
 
     @property
@@ -216,21 +216,13 @@ class VisionEncoder(nn.Module):
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=on_gpu):
             if self.feature_cache is None or frame_ids is None:
                 return self.backbone(flat)
-            ids = frame_ids.cpu().numpy()  # a host sync, on the cache path only
-            hit = self.feature_cache.hits(ids)  # [B]
-            per_sample = flat.view(B, V, *flat.shape[1:])
-            feats = None
-            if (~hit).any():
-                new, grid = self.backbone(per_sample[~torch.from_numpy(hit)].flatten(0, 1))  # [m*V, h*w, C]
-                new = new.view(-1, V, *new.shape[1:])  # [m, V, h*w, C]
-                self.feature_cache.store(ids[~hit], new)
-                feats = new.new_empty(B, *new.shape[1:])
-                feats[torch.from_numpy(~hit).to(new.device)] = new
-            if hit.any():
-                old = self.feature_cache.load(ids[hit]).to(flat.device).float()  # [k, V, h*w, C]
-                if feats is None:
-                    feats = old.new_empty(B, *old.shape[1:])
-                feats[torch.from_numpy(hit).to(old.device)] = old.to(feats.dtype)
+            per_sample = flat.view(B, V, *flat.shape[1:])  # [B, V, 3, H, W]
+
+            def compute(miss: torch.Tensor) -> torch.Tensor:
+                new, _ = self.backbone(per_sample[miss].flatten(0, 1))  # [m*V, h*w, C]
+                return new.view(-1, V, *new.shape[1:])  # [m, V, h*w, C]
+
+            feats = self.feature_cache.fetch(frame_ids, compute, flat.device)  # [B, V, h*w, C]
             return feats.flatten(0, 1), grid  # [B*V, h*w, C]
 
     def forward(self, images: torch.Tensor, frame_ids=None) -> VisionOutput:

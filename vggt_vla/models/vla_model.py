@@ -8,6 +8,11 @@
         -> backbone (simple | vggt) -> query outputs [B, Q, D] ─┐
     vision tokens -> SpatialKeypoints (optional) -> [B, V, D] ──┴─> action head -> [B, T, A]
 
+Training with model.geometry_alignment adds weight * (1 - cos) between the backbone's vision
+tokens after one layer and a frozen VGGT teacher's features (models/geometry.py); the teacher is
+built only when VLAModel is asked for it (geometry_teacher=True, the trainer), never at inference.
+With vggt.fusion: inject no vision encoder is built: VGGT alone reads the pixels.
+
 A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instruction`` list[str] (one per sample), optional
 ``state`` [B,S]; for training ``actions`` [B,T,A] and ``action_pad_mask`` [B,T] (True = padded
 step, excluded from the loss). State and actions are expected normalised (the data layer does it).
@@ -26,6 +31,7 @@ import torch.nn as nn
 from vggt_vla.config import ModelConfig
 from vggt_vla.models.action_head import build_action_head
 from vggt_vla.models.film import LanguageFiLM
+from vggt_vla.models.geometry import GeometryAlignment
 from vggt_vla.models.keypoints import SpatialKeypoints
 from vggt_vla.models.language_encoder import LanguageEncoder
 from vggt_vla.models.simple_backbone import SimpleBackbone
@@ -41,13 +47,15 @@ def build_backbone(cfg: ModelConfig, random_weights: bool = False) -> nn.Module:
 
 
 class VLAModel(nn.Module):
-    def __init__(self, cfg: ModelConfig, random_weights: bool = False):
+    def __init__(self, cfg: ModelConfig, random_weights: bool = False, geometry_teacher: bool = False):
         """random_weights: build pretrained parts from their known configs without loading
-        weights (inspection only; see vggt_vla.models.pretrained)."""
+        weights (inspection only; see vggt_vla.models.pretrained).
+        geometry_teacher: also build the frozen VGGT teacher of model.geometry_alignment (training
+        only; without it the alignment loss is not computed)."""
         super().__init__()
         self.cfg = cfg
         self.backbone = build_backbone(cfg, random_weights)
-        self.vision = VisionEncoder(cfg.vision, cfg.dim, random_weights)
+        self.vision = VisionEncoder(cfg.vision, cfg.dim, random_weights) if cfg.uses_vision_encoder else None
         self.language = LanguageEncoder(cfg.language, cfg.dim, random_weights)
         self.film = LanguageFiLM(cfg.dim) if cfg.language_film else None
         self.state_proj = nn.Linear(cfg.state_dim, cfg.dim) if cfg.state_dim > 0 else None
@@ -56,6 +64,14 @@ class VLAModel(nn.Module):
         self.keypoints = SpatialKeypoints(cfg.dim, cfg.spatial_keypoints) if cfg.spatial_keypoints else None
         num_cond = cfg.num_action_queries + (cfg.vision.num_cameras if self.keypoints is not None else 0)
         self.head = build_action_head(cfg.action_head, cfg.dim, num_cond)
+        align = cfg.geometry_alignment
+        self.alignment = (GeometryAlignment(align, cfg.dim, geometry_teacher, random_weights)
+                          if align.enabled else None)
+
+    @property
+    def geometry_teacher(self):
+        """The frozen VGGT teacher when this model was built for training with alignment, else None."""
+        return None if self.alignment is None else self.alignment.teacher
 
     # ---------------------------------------------------------------- batch checks
     def _check_batch(self, batch: dict, training: bool) -> None:
@@ -90,19 +106,22 @@ class VLAModel(nn.Module):
         images = batch["images"]  # [B, V, 3, H, W]
         B = images.shape[0]
         types = self.token_type.weight  # [4, D]
-        vision = self.vision(images, batch.get("row"))
         language, language_mask = self.language(batch["instruction"])  # [B, L, D], [B, L]
-        vision_tokens = vision.tokens  # [B, V*h*w, D]
-        if self.film is not None:
-            vision_tokens = self.film(vision_tokens, language, language_mask)  # [B, V*h*w, D]
+        vision_tokens, grid = None, None  # vggt.fusion: inject builds no vision encoder
+        if self.vision is not None:
+            vision = self.vision(images, batch.get("row"))
+            vision_tokens, grid = vision.tokens, vision.grid  # [B, V*h*w, D]
+            if self.film is not None:
+                vision_tokens = self.film(vision_tokens, language, language_mask)  # [B, V*h*w, D]
+            vision_tokens = vision_tokens + types[VISION]  # [B, V*h*w, D]
         state = None
         if self.state_proj is not None:
             state = self.state_proj(batch["state"].float())[:, None, :] + types[STATE]  # [B, 1, D]
         queries = self.action_queries.expand(B, -1, -1) + types[ACTION_QUERY]  # [B, Q, D]
         return FusionInputs(
             images=images,
-            vision=vision_tokens + types[VISION],  # [B, V*h*w, D]
-            grid=vision.grid,
+            vision=vision_tokens,  # [B, V*h*w, D], or None
+            grid=grid,
             language=language + types[LANGUAGE],  # [B, L, D]
             language_mask=language_mask,
             state=state,
@@ -116,7 +135,9 @@ class VLAModel(nn.Module):
     def head_inputs(self, inputs: FusionInputs) -> torch.Tensor:
         """Fused tokens -> what the action head reads: the action-query outputs [B, Q, D], followed
         by one keypoint token per camera slot [B, V_max, D] when model.spatial_keypoints > 0."""
-        cond = self.backbone(inputs)  # [B, Q, D]
+        return self._with_keypoints(self.backbone(inputs), inputs)
+
+    def _with_keypoints(self, cond: torch.Tensor, inputs: FusionInputs) -> torch.Tensor:
         if self.keypoints is None:
             return cond
         points = self.keypoints(inputs.vision, inputs.grid, inputs.num_cameras)  # [B, V, D]
@@ -129,9 +150,19 @@ class VLAModel(nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Training: batch with actions -> (scalar loss, metrics of detached tensors)."""
         self._check_batch(batch, training=True)
-        cond = self.encode(batch)  # [B, Q (+ V_max), D]
+        inputs = self.fusion_inputs(batch)
+        align_loss = None
+        if self.geometry_teacher is None:
+            cond = self.head_inputs(inputs)  # [B, Q (+ V_max), D]
+        else:
+            queries, student = self.backbone.run(inputs, self.cfg.geometry_alignment.student_layer)
+            cond = self._with_keypoints(queries, inputs)  # [B, Q (+ V_max), D]
+            align_loss = self.alignment.loss(student, inputs.grid, inputs.images, batch.get("row"))
         pad_mask = batch["action_pad_mask"].bool()  # [B, T]
         loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
+        if align_loss is not None:
+            metrics = {**metrics, "action_loss": loss.detach(), "align_loss": align_loss.detach()}
+            loss = loss + self.cfg.geometry_alignment.weight * align_loss
         return loss, {"loss": loss.detach(), **metrics}
 
     @torch.no_grad()
@@ -161,10 +192,12 @@ class VLAModel(nn.Module):
         pretrained part that is fine-tuned is not listed, so its weights are saved."""
         cfg = self.cfg
         parts = {}
-        if cfg.vision.use_vision_tower and self.vision.frozen:
+        if self.vision is not None and cfg.vision.use_vision_tower and self.vision.frozen:
             parts["vision.backbone"] = cfg.vision.vision_tower_name
         if self.language.frozen:
             parts["language.model"] = self.language.model_name
         if cfg.backbone == "vggt" and cfg.vggt.use_pretrained_vggt and cfg.vggt.freeze_vggt:
             parts["backbone.aggregator"] = cfg.vggt.checkpoint
+        if self.geometry_teacher is not None:  # always frozen
+            parts["alignment.teacher"] = cfg.geometry_alignment.checkpoint
         return parts

@@ -1,13 +1,19 @@
-"""Disk cache of frozen vision-tower features, keyed by dataset frame (train.cache_features).
+"""Disk cache of frozen features, keyed by dataset frame (train.cache_features).
 
-A frozen tower maps the same frame to the same features every epoch, so with augmentation off
-they can be computed once and read back: for DINOv2-base at 224 px the tower is ~60% of a
-training step's FLOPs. Features are stored as float16 in a memory-mapped array
-[num_frames, V, h*w, C] next to a "filled" flag per frame, under a directory whose name hashes
-everything the features depend on (dataset, cameras, tower name and weights, image size, flip).
+A frozen network maps the same frame to the same features every epoch, so with augmentation off
+they can be computed once and read back. Two users: the frozen vision tower (for DINOv2-base at
+224 px ~60% of a training step's FLOPs) and the geometry teacher (models/geometry.py: VGGT-1B,
+~1,000 GFLOP per sample, several times the rest of the step). Features are stored as float16
+in a memory-mapped array [num_frames, V, h*w, C] next to a "filled" flag per frame, under a
+directory whose name hashes everything the features depend on (dataset, cameras, network name
+and weights, image size, flip).
 Change any of them and a new cache is used; delete the directory to reclaim the space.
 
-Size: frames x cameras x h*w x C x 2 bytes, e.g. 10,000 frames x 2 x 256 x 768 x 2 B = 7.9 GB.
+Size: frames x cameras x h*w x C x 2 bytes, e.g. 10,000 frames x 2 x 256 x 768 x 2 B = 7.9 GB
+for DINOv2-base; the VGGT-1B teacher at 224 px stores 2 x 256 x 2048 x 2 B = 2.1 MB per frame
+(libero_spatial's ~53k frames: ~110 GB; point train.feature_cache_dir at a disk that holds it).
+
+The model reaches a cache only through `fetch` (the model package never imports this one).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -39,6 +46,7 @@ class FeatureCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / "key.json").write_text(json.dumps(key, indent=2, sort_keys=True))
         self.num_frames = num_frames
+        self.num_hits = self.num_misses = 0  # frames served from disk / computed, in this process
         self.features = None  # np.memmap [N, V, h*w, C] float16, created on the first store
         self.filled = np.lib.format.open_memmap(self.dir / "filled.npy", mode="r+" if (self.dir / "filled.npy").exists()
                                                 else "w+", dtype=np.bool_, shape=(num_frames,))
@@ -49,6 +57,27 @@ class FeatureCache:
     def _open(self, shape: tuple, mode: str) -> None:
         self.features = np.lib.format.open_memmap(self.dir / "features.npy", mode=mode, dtype=np.float16,
                                                   shape=shape)
+
+    def fetch(self, frame_ids: torch.Tensor, compute: Callable[[torch.Tensor], torch.Tensor],
+              device: torch.device) -> torch.Tensor:
+        """Features [B, ...] of frames `frame_ids` [B] on `device`: cached frames are read back, the
+        others are computed by compute(miss [B] bool tensor) -> [m, ...] and stored."""
+        ids = frame_ids.cpu().numpy()  # a host sync, on the cache path only
+        hit = self.hits(ids)  # [B]
+        self.num_hits += int(hit.sum())
+        self.num_misses += int((~hit).sum())
+        out = None
+        if (~hit).any():
+            new = compute(torch.from_numpy(~hit).to(device))  # [m, ...]
+            self.store(ids[~hit], new)
+            out = new.new_empty(len(ids), *new.shape[1:])
+            out[torch.from_numpy(~hit).to(new.device)] = new
+        if hit.any():
+            old = self.load(ids[hit]).to(device)  # [k, ...] float16
+            if out is None:
+                out = torch.empty(len(ids), *old.shape[1:], device=device, dtype=torch.float32)
+            out[torch.from_numpy(hit).to(device)] = old.to(out.dtype)
+        return out
 
     def hits(self, frame_ids: np.ndarray) -> np.ndarray:
         return self.filled[frame_ids]

@@ -88,7 +88,7 @@ class Trainer:
     overwrite: a new run may replace the run already in <log_dir>/<exp_name> (else it refuses)."""
 
     def __init__(self, cfg: Config, resume: Optional[str] = None, progress: bool = True, overwrite: bool = False):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
 
         self.resume_ckpt = load_checkpoint(resume) if resume else None
         if self.resume_ckpt is not None:
@@ -100,7 +100,12 @@ class Trainer:
         self.cfg = cfg
         t = cfg.train
         device = resolve_device(t.device)
-        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=t.mixed_precision)
+        # Some parameters may get no gradient in a step (layers after the last tapped VGGT layer of
+        # an unfrozen aggregator, a head's unused branch): DDP must look for them instead of
+        # waiting for their all-reduce forever. The search costs one graph walk per step.
+        ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+        self.accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=t.mixed_precision,
+                                       kwargs_handlers=[ddp])
         self.device = self.accelerator.device
         self.is_main = self.accelerator.is_main_process
         self.progress = progress and self.is_main
@@ -121,7 +126,7 @@ class Trainer:
         datasets = build_datasets(cfg, normalizer, progress=self.progress)
         self.train_set, self.val_set, self.normalizer = datasets
 
-        model = VLAModel(cfg.model)
+        model = VLAModel(cfg.model, geometry_teacher=cfg.model.geometry_alignment.enabled)
         if t.gradient_checkpointing:
             model.backbone.gradient_checkpointing = True
         self.pretrained_parts = model.pretrained_parts()
@@ -166,6 +171,7 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=self.is_main, resume_step=resumed_at)
 
     def _attach_feature_cache(self, model: VLAModel) -> None:
+        """Frozen features by dataset frame: the frozen vision tower's and the geometry teacher's."""
         from vggt_vla.training.feature_cache import FeatureCache, tower_fingerprint
 
         if self.accelerator.num_processes > 1:
@@ -173,14 +179,27 @@ class Trainer:
                              "accelerate launch")
         cfg, source = self.cfg, self.train_set.source
         identity = source.identity()  # dataset, total_frames, codebase_version
-        key = {**identity, "cameras": list(cfg.data.camera_keys),
-               "rename_map": cfg.data.rename_map, "tower": cfg.model.vision.vision_tower_name,
-               "tower_weights": tower_fingerprint(model.vision.backbone),
-               "image_size": cfg.model.vision.image_size, "flip": cfg.data.flip_images, "format": 1}
+        frames = {**identity, "cameras": list(cfg.data.camera_keys), "rename_map": cfg.data.rename_map,
+                  "flip": cfg.data.flip_images}
         root = cfg.train.feature_cache_dir or str(Path(cfg.train.log_dir) / "feature_cache")
-        model.vision.feature_cache = FeatureCache(root, key, int(identity["total_frames"]))
+        caches = []
+        if model.vision is not None and model.vision.frozen:
+            key = {**frames, "tower": cfg.model.vision.vision_tower_name,
+                   "tower_weights": tower_fingerprint(model.vision.backbone),
+                   "image_size": cfg.model.vision.image_size, "format": 1}
+            model.vision.feature_cache = FeatureCache(root, key, int(identity["total_frames"]))
+            caches.append(("frozen vision features", model.vision.feature_cache))
+        teacher = model.geometry_teacher
+        if teacher is not None:
+            a = cfg.model.geometry_alignment
+            key = {**frames, "teacher": a.checkpoint, "teacher_weights": tower_fingerprint(teacher.aggregator),
+                   "teacher_layers": teacher.layers, "teacher_image_size": a.image_size,
+                   "image_size": cfg.model.vision.image_size, "format": 1}
+            teacher.feature_cache = FeatureCache(root, key, int(identity["total_frames"]))
+            caches.append(("geometry-teacher features", teacher.feature_cache))
         if self.is_main:
-            log.info("frozen vision features cached in %s", model.vision.feature_cache.dir)
+            for what, cache in caches:
+                log.info("%s cached in %s", what, cache.dir)
 
     # ------------------------------------------------------------------ data
     def _loader(self, dataset, epoch: int, skip_batches: int = 0, shuffle: bool = True) -> DataLoader:
@@ -228,7 +247,7 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
-        errors, losses = ChunkErrors(), []
+        errors, losses, aligns = ChunkErrors(), [], []
         loader = self._loader(self.val_set, epoch=0, shuffle=False)
         generator = torch.Generator(device=self.device).manual_seed(0)  # flow-matching noise
         rng = rng_state()  # validation must not shift the training RNG streams
@@ -237,14 +256,18 @@ class Trainer:
                 break
             batch = to_device(batch, self.device)
             with self.accelerator.autocast():
-                loss, _ = model(batch)
+                loss, metrics = model(batch)
                 pred = model.predict_action_chunk(batch, generator=generator)
             losses.append(loss.float())
+            if "align_loss" in metrics:
+                aligns.append(metrics["align_loss"].float())
             errors.update(pred.float(), batch["actions"], batch["action_pad_mask"].bool())
         set_rng_state(rng)
         model.train(was_training)
         summary = errors.summary()
         summary["loss"] = torch.stack(losses).mean().item()
+        if aligns:
+            summary["align_loss"] = torch.stack(aligns).mean().item()
         return summary
 
     # ------------------------------------------------------------------ the loop
@@ -370,6 +393,9 @@ class Trainer:
                   "time/data_s": w.data_time, "time/step_s": w.step_time, "train/epoch": self.epoch}
         if grad_norm is not None:
             values["train/grad_norm"] = float(grad_norm)
+        for name in ("action_loss", "align_loss"):  # geometry alignment: both parts of the loss
+            if name in w.metrics[0]:
+                values[f"train/{name}"] = torch.stack([m[name] for m in w.metrics]).float().mean().item()
         if "l1_per_dim" in w.metrics[0]:
             per_dim = torch.stack([m["l1_per_dim"] for m in w.metrics]).float().mean(0)
             values.update({f"train/l1_dim{i}": v for i, v in enumerate(per_dim.tolist())})
@@ -383,6 +409,8 @@ class Trainer:
         if val is None:
             return None
         values = {"val/loss": val["loss"], "val/l1": val["l1"], "val/mse": val["mse"]}
+        if "align_loss" in val:
+            values["val/align_loss"] = val["align_loss"]
         values.update({f"val/l1_step{i}": v for i, v in enumerate(val["l1_per_step"])})
         values.update({f"val/l1_dim{i}": v for i, v in enumerate(val["l1_per_dim"])})
         self.logger.scalars(self.step, values)
