@@ -31,7 +31,7 @@ def test_cached_features_match_and_skip_the_tower(tiny_qwen3, tiny_dinov2, tmp_p
         mixed_ids = torch.tensor([2, 9, 5])  # frame 9 is new: only it goes through the tower
         mixed = model.vision(batch["images"][[1, 0, 2]], mixed_ids).tokens
         assert len(calls) == 3
-    assert torch.allclose(first, plain, atol=1e-6)  # computed ones are exact
+    assert torch.equal(first, again)  # a computed frame comes back as it will from the cache
     assert torch.allclose(again, plain, atol=2e-2, rtol=1e-2)  # float16 on disk
     assert torch.allclose(mixed, plain[[1, 0, 2]], atol=2e-2, rtol=1e-2)
     assert model.vision.feature_cache.hits(torch.arange(10).numpy()).sum() == 4

@@ -218,7 +218,7 @@ def test_success_breakdown_by_episode_category():
 
 
 def test_two_process_accelerate_step_keeps_ranks_in_sync(tiny_qwen3, demo_dataset, tmp_path):
-    cfg = train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1", eval_every=0, image_every=0)
+    cfg = train_config(tiny_qwen3, demo_dataset, tmp_path, head="l1", eval_every=0, image_every=0, max_steps=2)
     assert_two_process_step_in_sync([cfg], tmp_path)
 
 

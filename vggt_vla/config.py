@@ -202,7 +202,9 @@ class VGGTConfig:
                f"use e.g. 224 or 518")
 
 
-VGGT_1B_DEPTH = 24  # aggregator layers of VGGT-1B (models/vggt/presets.py), for range checks
+# VGGT-1B's aggregator (models/vggt/presets.py), for checks and sizes without building it
+VGGT_1B_DEPTH = 24  # layers
+VGGT_1B_WIDTH = 1024  # C: every layer outputs [frame | global] = 2C channels
 
 
 @dataclass
@@ -229,7 +231,8 @@ class GeometryAlignmentConfig:
     aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
     # Backbone layer (0-based; negative from the end) after which the vision tokens are aligned:
     # simple_backbone.depth layers, or vggt.fusion_depth fusion blocks (late, cross_attention).
-    student_layer: int = 2
+    # Spatial Forcing found an intermediate layer best (vggt_align: 2 of 6); 0 fits every backbone.
+    student_layer: int = 0
     # Hidden width of the projector MLP (student width -> hidden -> teacher width).
     projector_dim: int = 1024
     # lambda: weight of the alignment loss next to the action loss.
@@ -243,9 +246,9 @@ class GeometryAlignmentConfig:
             _check(-depth <= i < depth,
                    f"model.geometry_alignment.feature_layers: layer {i} is out of range for a VGGT "
                    f"aggregator of depth {depth} (use 0..{depth - 1} or -{depth}..-1)")
-        _check(self.image_size % 14 == 0,
-               f"model.geometry_alignment.image_size={self.image_size} is not a multiple of VGGT's "
-               f"patch size 14; use e.g. 224")
+        _check(self.image_size > 0 and self.image_size % 14 == 0,
+               f"model.geometry_alignment.image_size={self.image_size} is not a positive multiple of "
+               f"VGGT's patch size 14; use e.g. 224")
         _check_positive("model.geometry_alignment.projector_dim", self.projector_dim)
         _check(self.weight > 0, f"model.geometry_alignment.weight must be > 0, got {self.weight}")
 

@@ -24,18 +24,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vggt_vla.config import GeometryAlignmentConfig
+from vggt_vla.config import VGGT_1B_WIDTH, GeometryAlignmentConfig
 from vggt_vla.models.layers import freeze
 from vggt_vla.models.pretrained import train_keeping_frozen
-from vggt_vla.models.vggt import vggt_1b
 from vggt_vla.models.vggt_adapter import build_aggregator, resize_frames
 
 
 def teacher_width(cfg: GeometryAlignmentConfig) -> int:
-    """C_t: the width of the target, 2C per chosen layer (read off a meta-device build, free)."""
-    with torch.device("meta"):
-        embed_dim = vggt_1b(**cfg.aggregator_kwargs).camera_token.shape[-1]
-    return 2 * embed_dim * len(cfg.feature_layers)
+    """C_t: the width of the target, 2C per chosen layer (without building the teacher)."""
+    return 2 * cfg.aggregator_kwargs.get("embed_dim", VGGT_1B_WIDTH) * len(cfg.feature_layers)
 
 
 class GeometryTeacher(nn.Module):

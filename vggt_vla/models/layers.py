@@ -94,6 +94,13 @@ class CrossAttentionBlock(nn.Module):
         return x + self.mlp(self.norm2(x))  # [B, N, D]
 
 
+def layer_index(i: int, depth: int) -> int:
+    """A layer index, negative counting from the end, as 0..depth-1; IndexError if out of range."""
+    if not -depth <= i < depth:
+        raise IndexError(f"layer {i} out of range for {depth} layers")
+    return i + depth if i < 0 else i
+
+
 def freeze(module: nn.Module) -> None:
     """No gradients, eval mode. Its owner keeps it in eval mode when the model is put in training
     mode (models/pretrained.py: train_keeping_frozen)."""

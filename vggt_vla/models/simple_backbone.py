@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import SimpleBackboneConfig
 from vggt_vla.models.graph_builder import GraphBuilder
-from vggt_vla.models.layers import TransformerBlock
+from vggt_vla.models.layers import TransformerBlock, layer_index
 from vggt_vla.models.tokens import FusionInputs
 
 
@@ -87,7 +87,7 @@ class SimpleBackbone(nn.Module):
         rest_mask = torch.ones(B, rest.shape[1], dtype=torch.bool, device=vision.device)  # [B, S+Q]
         key_mask = torch.cat([always, inputs.language_mask, rest_mask], dim=1)  # [B, N]
         tapped = None
-        tap = None if vision_layer is None else vision_layer % len(self.layers)
+        tap = None if vision_layer is None else layer_index(vision_layer, len(self.layers))
         for i, layer in enumerate(self.layers):
             if self.gradient_checkpointing and torch.is_grad_enabled():
                 vision, language, rest = checkpoint(layer, vision, language, rest, graphs, key_mask,

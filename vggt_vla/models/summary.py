@@ -110,9 +110,11 @@ def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
     rows.append(("head", *count(model.head)))
     if model.alignment is not None:
         rows.append(("alignment.projector (train)", *count(model.alignment.projector)))
-    if model.geometry_teacher is not None:
-        rows.append(("alignment.teacher (VGGT, train)", *count(model.geometry_teacher)))
     rows.append(("TOTAL", *count(model)))
+    if model.geometry_teacher is not None:  # training only: the policy is built without it
+        teacher = count(model.geometry_teacher)
+        rows.insert(-1, ("alignment.teacher (VGGT, train)", *teacher))
+        rows.append(("TOTAL at inference (no teacher)", rows[-1][1] - teacher[0], rows[-1][2] - teacher[1]))
     return rows
 
 

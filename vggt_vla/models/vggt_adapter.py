@@ -21,8 +21,8 @@ Three fusion modes (VGGTConfig.fusion):
                     frozen geometry transformer attends over them; their outputs, projected back
                     C -> D, are the query outputs. VLAModel builds no vision encoder for this mode.
 
-A frozen aggregator (freeze_vggt) gets no gradients and stays in eval mode; in late mode it runs
-under no_grad, in inject mode autograd only records the blocks after the injection point (the
+A frozen aggregator (freeze_vggt) gets no gradients and stays in eval mode; in late and
+cross_attention mode it runs under no_grad, in inject mode autograd only records the blocks after the injection point (the
 earlier ones see nothing that requires grad). On CUDA the aggregator runs under bf16 autocast
 with its residual stream in fp32.
 """
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import VGGTConfig
-from vggt_vla.models.layers import CrossAttentionBlock, TransformerBlock, freeze
+from vggt_vla.models.layers import CrossAttentionBlock, TransformerBlock, freeze, layer_index
 from vggt_vla.models.pretrained import (PretrainedUnavailable, hub_reachable, is_local_path,
                                        train_keeping_frozen)
 from vggt_vla.models.tokens import FusionInputs
@@ -164,7 +164,7 @@ class VGGTAdapter(nn.Module):
         key_mask = torch.cat([ones(g) for g in prefix] + [ones(vision), inputs.language_mask]
                              + [ones(e) for e in extras] + [ones(inputs.queries)], dim=1)  # [B, N]
         start = sum(g.shape[1] for g in prefix)
-        tap = None if vision_layer is None else vision_layer % len(self.blocks)
+        tap = None if vision_layer is None else layer_index(vision_layer, len(self.blocks))
         tapped = None
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and torch.is_grad_enabled():

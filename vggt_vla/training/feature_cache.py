@@ -70,6 +70,9 @@ class FeatureCache:
         if (~hit).any():
             new = compute(torch.from_numpy(~hit).to(device))  # [m, ...]
             self.store(ids[~hit], new)
+            # What a hit will return later: the same frame gives the same features in every epoch,
+            # and a run that starts on a filled cache trains exactly as one that filled it.
+            new = new.to(torch.float16).to(new.dtype)
             out = new.new_empty(len(ids), *new.shape[1:])
             out[torch.from_numpy(~hit).to(new.device)] = new
         if hit.any():

@@ -193,7 +193,8 @@ class Trainer:
         if teacher is not None:
             a = cfg.model.geometry_alignment
             key = {**frames, "teacher": a.checkpoint, "teacher_weights": tower_fingerprint(teacher.aggregator),
-                   "teacher_layers": teacher.layers, "teacher_image_size": a.image_size,
+                   "teacher_kwargs": a.aggregator_kwargs, "teacher_layers": teacher.layers,
+                   "teacher_image_size": a.image_size,
                    "image_size": cfg.model.vision.image_size, "format": 1}
             teacher.feature_cache = FeatureCache(root, key, int(identity["total_frames"]))
             caches.append(("geometry-teacher features", teacher.feature_cache))
@@ -247,7 +248,7 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
-        errors, losses, aligns = ChunkErrors(), [], []
+        errors, losses, parts = ChunkErrors(), [], {"action_loss": [], "align_loss": []}
         loader = self._loader(self.val_set, epoch=0, shuffle=False)
         generator = torch.Generator(device=self.device).manual_seed(0)  # flow-matching noise
         rng = rng_state()  # validation must not shift the training RNG streams
@@ -259,15 +260,15 @@ class Trainer:
                 loss, metrics = model(batch)
                 pred = model.predict_action_chunk(batch, generator=generator)
             losses.append(loss.float())
-            if "align_loss" in metrics:
-                aligns.append(metrics["align_loss"].float())
+            for name, values in parts.items():  # geometry alignment: both parts of the loss
+                if name in metrics:
+                    values.append(metrics[name].float())
             errors.update(pred.float(), batch["actions"], batch["action_pad_mask"].bool())
         set_rng_state(rng)
         model.train(was_training)
         summary = errors.summary()
         summary["loss"] = torch.stack(losses).mean().item()
-        if aligns:
-            summary["align_loss"] = torch.stack(aligns).mean().item()
+        summary.update({name: torch.stack(v).mean().item() for name, v in parts.items() if v})
         return summary
 
     # ------------------------------------------------------------------ the loop
@@ -409,8 +410,7 @@ class Trainer:
         if val is None:
             return None
         values = {"val/loss": val["loss"], "val/l1": val["l1"], "val/mse": val["mse"]}
-        if "align_loss" in val:
-            values["val/align_loss"] = val["align_loss"]
+        values.update({f"val/{name}": val[name] for name in ("action_loss", "align_loss") if name in val})
         values.update({f"val/l1_step{i}": v for i, v in enumerate(val["l1_per_step"])})
         values.update({f"val/l1_dim{i}": v for i, v in enumerate(val["l1_per_dim"])})
         self.logger.scalars(self.step, values)
