@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vggt_vla.config import VGGT_1B_WIDTH, GeometryAlignmentConfig
-from vggt_vla.models.layers import freeze
+from vggt_vla.models.layers import freeze, layer_index
 from vggt_vla.models.pretrained import train_keeping_frozen
 from vggt_vla.models.vggt_adapter import build_aggregator, resize_frames
 
@@ -45,7 +45,7 @@ class GeometryTeacher(nn.Module):
         self.cfg = cfg
         self.aggregator = build_aggregator(cfg.checkpoint, cfg.aggregator_kwargs, random_weights)
         freeze(self.aggregator)
-        self.layers = [i % self.aggregator.depth for i in cfg.feature_layers]  # range checked by the config
+        self.layers = [layer_index(i, self.aggregator.depth) for i in cfg.feature_layers]
         self.grid = (cfg.image_size // self.aggregator.patch_size,) * 2  # (h_t, w_t)
         # Optional store of teacher features by dataset frame, attached by the trainer
         # (training/feature_cache.py): fetch(frame_ids, compute, device) -> features.

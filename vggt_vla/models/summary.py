@@ -110,11 +110,14 @@ def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
     rows.append(("head", *count(model.head)))
     if model.alignment is not None:
         rows.append(("alignment.projector (train)", *count(model.alignment.projector)))
-    rows.append(("TOTAL", *count(model)))
-    if model.geometry_teacher is not None:  # training only: the policy is built without it
+    teacher = (0, 0)  # training only: the policy is built without it
+    if model.geometry_teacher is not None:
         teacher = count(model.geometry_teacher)
-        rows.insert(-1, ("alignment.teacher (VGGT, train)", *teacher))
-        rows.append(("TOTAL at inference (no teacher)", rows[-1][1] - teacher[0], rows[-1][2] - teacher[1]))
+        rows.append(("alignment.teacher (VGGT, train)", *teacher))
+    total = count(model)
+    rows.append(("TOTAL", *total))
+    if model.geometry_teacher is not None:
+        rows.append(("TOTAL at inference (no teacher)", total[0] - teacher[0], total[1] - teacher[1]))
     return rows
 
 

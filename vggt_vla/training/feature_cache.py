@@ -64,22 +64,23 @@ class FeatureCache:
         others are computed by compute(miss [B] bool tensor) -> [m, ...] and stored."""
         ids = frame_ids.cpu().numpy()  # a host sync, on the cache path only
         hit = self.hits(ids)  # [B]
+        miss = torch.from_numpy(~hit).to(device)  # [B]
         self.num_hits += int(hit.sum())
         self.num_misses += int((~hit).sum())
         out = None
         if (~hit).any():
-            new = compute(torch.from_numpy(~hit).to(device))  # [m, ...]
+            new = compute(miss)  # [m, ...]
             self.store(ids[~hit], new)
             # What a hit will return later: the same frame gives the same features in every epoch,
             # and a run that starts on a filled cache trains exactly as one that filled it.
             new = new.to(torch.float16).to(new.dtype)
             out = new.new_empty(len(ids), *new.shape[1:])
-            out[torch.from_numpy(~hit).to(new.device)] = new
+            out[miss] = new
         if hit.any():
             old = self.load(ids[hit]).to(device)  # [k, ...] float16
             if out is None:
                 out = torch.empty(len(ids), *old.shape[1:], device=device, dtype=torch.float32)
-            out[torch.from_numpy(hit).to(device)] = old.to(out.dtype)
+            out[~miss] = old.to(out.dtype)
         return out
 
     def hits(self, frame_ids: np.ndarray) -> np.ndarray:

@@ -47,6 +47,9 @@ from vggt_vla.training.optim import build_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
 
+# The two parts of the loss that model.geometry_alignment adds to its metrics, logged on their own.
+LOSS_PARTS = ("action_loss", "align_loss")
+
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or inf."""
@@ -248,7 +251,7 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         was_training = model.training
         model.eval()
-        errors, losses, parts = ChunkErrors(), [], {"action_loss": [], "align_loss": []}
+        errors, losses, parts = ChunkErrors(), [], {name: [] for name in LOSS_PARTS}
         loader = self._loader(self.val_set, epoch=0, shuffle=False)
         generator = torch.Generator(device=self.device).manual_seed(0)  # flow-matching noise
         rng = rng_state()  # validation must not shift the training RNG streams
@@ -260,7 +263,7 @@ class Trainer:
                 loss, metrics = model(batch)
                 pred = model.predict_action_chunk(batch, generator=generator)
             losses.append(loss.float())
-            for name, values in parts.items():  # geometry alignment: both parts of the loss
+            for name, values in parts.items():
                 if name in metrics:
                     values.append(metrics[name].float())
             errors.update(pred.float(), batch["actions"], batch["action_pad_mask"].bool())
@@ -394,7 +397,7 @@ class Trainer:
                   "time/data_s": w.data_time, "time/step_s": w.step_time, "train/epoch": self.epoch}
         if grad_norm is not None:
             values["train/grad_norm"] = float(grad_norm)
-        for name in ("action_loss", "align_loss"):  # geometry alignment: both parts of the loss
+        for name in LOSS_PARTS:
             if name in w.metrics[0]:
                 values[f"train/{name}"] = torch.stack([m[name] for m in w.metrics]).float().mean().item()
         if "l1_per_dim" in w.metrics[0]:
@@ -410,7 +413,7 @@ class Trainer:
         if val is None:
             return None
         values = {"val/loss": val["loss"], "val/l1": val["l1"], "val/mse": val["mse"]}
-        values.update({f"val/{name}": val[name] for name in ("action_loss", "align_loss") if name in val})
+        values.update({f"val/{name}": val[name] for name in LOSS_PARTS if name in val})
         values.update({f"val/l1_step{i}": v for i, v in enumerate(val["l1_per_step"])})
         values.update({f"val/l1_dim{i}": v for i, v in enumerate(val["l1_per_dim"])})
         self.logger.scalars(self.step, values)
