@@ -77,7 +77,7 @@ def test_collate_builds_the_batch_format(data):
     _, source = data
     ds = _dataset(source, 5)
     batch = collate([ds[i] for i in (0, 6, 20)])
-    assert set(batch) == {"images", "instruction", "state", "actions", "action_pad_mask", "row"}
+    assert set(batch) == {"images", "instruction", "state", "actions", "action_pad_mask", "goal_state", "row"}
     assert batch["row"].tolist() == [int(ds.rows[i]) for i in (0, 6, 20)]
     assert batch["images"].shape == (3, 2, 3, 32, 32) and batch["images"].dtype == torch.float32
     assert 0.0 <= batch["images"].min() and batch["images"].max() <= 1.0
@@ -86,3 +86,13 @@ def test_collate_builds_the_batch_format(data):
     assert batch["actions"].shape == (3, 5, 7) and batch["actions"].dtype == torch.float32
     assert batch["action_pad_mask"].shape == (3, 5) and batch["action_pad_mask"].dtype == torch.bool
     assert batch["action_pad_mask"][1].tolist() == [False, True, True, True, True]  # row 6 ends episode 0
+    assert batch["goal_state"].shape == (3, 8) and batch["goal_state"].dtype == torch.float32
+
+
+def test_goal_state_is_the_state_at_the_episodes_last_row(data):
+    truth, source = data
+    ds = _dataset(source, 4)
+    for start, end in truth.episode_rows:
+        last = torch.from_numpy(truth.state[end - 1])
+        for row in (start, (start + end) // 2, end - 1):
+            assert torch.equal(ds[row]["goal_state"], last)

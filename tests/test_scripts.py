@@ -74,3 +74,18 @@ def test_benchmark_cli_writes_every_figure(tmp_path, tiny_qwen3):
 def test_benchmark_cli_rejects_a_config_typo(tmp_path, tiny_qwen3):
     out = run("scripts/benchmark.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)), "--set", "train.bach_size=2")
     assert out.returncode == 2 and "did you mean 'batch_size'" in out.stderr
+
+
+@pytest.mark.parametrize("target", ["keypoint", "action"])
+def test_shape_binding_probe_trains_and_scores_on_fresh_scenes(target):
+    out = run("scripts/shape_binding_probe.py", "--target", target, "--steps", "2",
+              "--set", "model.vision.patch_stem=linear_pool", "--set", "model.goal_loss_weight=1")
+    assert out.returncode == 0, out.stderr
+    assert "step     2" in out.stdout and "towards the named object" in out.stdout
+
+
+def test_shape_binding_probe_rejects_bad_input_with_exit_code_2():
+    out = run("scripts/shape_binding_probe.py", "--target", "keypoint", "--set", "model.spatial_keypoints=0")
+    assert out.returncode == 2 and "model.spatial_keypoints > 0" in out.stderr
+    out = run("scripts/shape_binding_probe.py", "--target", "action", "--set", "model.goal_los_weight=1")
+    assert out.returncode == 2 and "goal_loss_weight" in out.stderr

@@ -153,6 +153,60 @@ def test_conv_patch_stem_keeps_the_patch_grid(tiny_qwen3):
         tiny_config(tiny_qwen3, vision={"patch_stem": "conv", "patch_size": 12, "image_size": 36})
 
 
+def test_linear_pool_stem_keeps_the_grid_and_says_what_a_patch_holds_wherever_it_sits(tiny_qwen3):
+    from vggt_vla.config import ConfigError
+    from vggt_vla.models.vision_encoder import PatchEmbedding
+
+    cfg = tiny_config(tiny_qwen3, vision={"patch_stem": "linear_pool"})
+    model = VLAModel(cfg.model).eval()
+    assert model.fusion_inputs(make_batch(cfg)).vision.shape == (2, 2 * 16, 32)  # 4x4 patches per camera
+    with pytest.raises(ConfigError, match="must be even"):
+        tiny_config(tiny_qwen3, vision={"patch_stem": "linear_pool", "patch_size": 7, "image_size": 28})
+
+    # A 2x2 dot moved by 4 px inside the middle 16 px patch of a 48 px image (its responses stay
+    # inside the patch): the max-pooled detectors give that patch the same feature, the linear
+    # patchify does not. This is what lets a keypoint tell a cube from a ball at any offset.
+    torch.manual_seed(0)
+    embed = PatchEmbedding(16, 32, "linear_pool").double()
+    images = torch.zeros(2, 3, 48, 48, dtype=torch.float64)
+    images[0, :, 20:22, 20:22] = 1.0
+    images[1, :, 24:26, 24:26] = 1.0
+    pixels = (images - embed.mean) / embed.std
+    pooled = embed.detectors(pixels)[:, :, 1, 1]  # [2, 32]: the middle patch
+    linear = embed.proj(pixels)[:, :, 1, 1]  # [2, 32]
+    assert torch.allclose(pooled[0], pooled[1], atol=1e-12)
+    assert not torch.allclose(linear[0], linear[1], atol=1e-3)
+
+
+def test_goal_loss_adds_a_trained_part_and_needs_the_goal_state(tiny_qwen3):
+    from vggt_vla.config import ConfigError
+
+    torch.manual_seed(0)
+    cfg = tiny_config(tiny_qwen3, goal_loss_weight=2.0)
+    model = VLAModel(cfg.model)
+    batch = make_batch(cfg, batch_size=4)
+    batch["goal_state"] = torch.randn(4, cfg.model.state_dim)
+    loss, metrics = model(batch)
+    goal = model._goal_loss(model.encode(batch), batch)
+    assert torch.allclose(loss, metrics["action_loss"] + 2.0 * metrics["goal_loss"])
+    assert torch.allclose(metrics["goal_loss"], goal.detach())
+    loss.backward()
+    assert model.goal_head.weight.grad.abs().sum() > 0
+    before = metrics["goal_loss"].item()
+    train_steps(model, batch, 40)
+    assert model(batch)[1]["goal_loss"].item() < 0.5 * before
+    with pytest.raises(KeyError, match="goal_state"):
+        model({k: v for k, v in batch.items() if k != "goal_state"})
+    with pytest.raises(ValueError, match=r"goal_state.*state_dim"):
+        model({**batch, "goal_state": torch.zeros(4, 3)})
+    with pytest.raises(ConfigError, match="state_dim is 0"):
+        tiny_config(tiny_qwen3, goal_loss_weight=1.0, state_dim=0)
+    with pytest.raises(ConfigError, match="goal_loss_weight must be >= 0"):
+        tiny_config(tiny_qwen3, goal_loss_weight=-1.0)
+    plain = VLAModel(tiny_config(tiny_qwen3).model)
+    assert plain.goal_head is None and "goal_loss" not in plain(batch)[1]  # off by default
+
+
 def test_spatial_keypoints_find_where_a_feature_peaks():
     from vggt_vla.models.keypoints import SpatialKeypoints, patch_centres
 

@@ -85,9 +85,12 @@ class VisionConfig:
     image_size: int = 224
     # Patch size of the from-scratch patch embedding (the tower's own patch size is used otherwise).
     patch_size: int = 16
-    # From-scratch patch embedding: "linear" (one Conv2d, kernel = stride = patch_size) or "conv"
-    # (3x3 stride-2 convolutions down to the patch grid; patch_size must be a power of 2).
-    patch_stem: Literal["linear", "conv"] = "linear"
+    # From-scratch patch embedding: "linear" (one Conv2d, kernel = stride = patch_size), "conv"
+    # (3x3 stride-2 convolutions down to the patch grid; patch_size must be a power of 2), or
+    # "linear_pool" (the linear patchify plus small 3x3 convolutional detectors max-pooled over
+    # each patch, which fire wherever a small object sits in its patch: what tells a cube from a
+    # ball; patch_size must be even).
+    patch_stem: Literal["linear", "conv", "linear_pool"] = "linear"
     # Size of the learned camera-embedding table; a batch may carry 1..num_cameras cameras.
     num_cameras: int = 2
 
@@ -95,11 +98,15 @@ class VisionConfig:
         _check_positive("vision.image_size", self.image_size)
         _check_positive("vision.patch_size", self.patch_size)
         _check_positive("vision.num_cameras", self.num_cameras)
-        _check_choice("vision.patch_stem", self.patch_stem, ("linear", "conv"))
+        _check_choice("vision.patch_stem", self.patch_stem, ("linear", "conv", "linear_pool"))
         if self.patch_stem == "conv":
             _check(self.patch_size >= 2 and self.patch_size & (self.patch_size - 1) == 0,
                    f"vision.patch_stem=conv halves the resolution per layer, so vision.patch_size must be "
                    f"a power of 2 (e.g. 8 or 16), got {self.patch_size}")
+        if self.patch_stem == "linear_pool":
+            _check(self.patch_size % 2 == 0,
+                   f"vision.patch_stem=linear_pool pools 2x2 first, so vision.patch_size must be even, "
+                   f"got {self.patch_size}")
         if not self.use_vision_tower:
             _check(
                 self.image_size % self.patch_size == 0,
@@ -306,6 +313,12 @@ class ModelConfig:
     # read as the (x, y) where it peaks on the patch grid; one token per camera joins the query
     # outputs the action head reads. 0 disables them.
     spatial_keypoints: int = 0
+    # Auxiliary goal loss (training only): a linear head on what the action head reads predicts
+    # the state at the last frame of the episode (where the demonstration ends), L1 in
+    # normalised units averaged over the state's dimensions, times this weight; 0 disables it.
+    # The action says only which way to move, saturated; the goal says *where*, as a number the
+    # loss can pull on directly (ARCHITECTURE_ANALYSIS.md section 7). Needs model.state_dim > 0.
+    goal_loss_weight: float = 0.0
     vision: VisionConfig = field(default_factory=VisionConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     simple_backbone: SimpleBackboneConfig = field(default_factory=SimpleBackboneConfig)
@@ -329,6 +342,11 @@ class ModelConfig:
         _check(self.state_dim >= 0, f"model.state_dim must be >= 0 (0 = no state), got {self.state_dim}")
         _check(self.spatial_keypoints >= 0, f"model.spatial_keypoints must be >= 0 (0 = off), "
                                             f"got {self.spatial_keypoints}")
+        _check(self.goal_loss_weight >= 0, f"model.goal_loss_weight must be >= 0 (0 = off), "
+                                           f"got {self.goal_loss_weight}")
+        _check(not (self.goal_loss_weight and self.state_dim == 0),
+               "model.goal_loss_weight predicts the episode's last state, but model.state_dim is 0 (no "
+               "state); give the model the dataset's state or set goal_loss_weight: 0")
         _check_choice("model.backbone", self.backbone, ("simple", "vggt"))
         if self.backbone == "simple":
             heads = self.simple_backbone.num_heads

@@ -2,7 +2,7 @@
 dataset whose items carry these keys (LeRobot, LIBERO HDF5, a new format) batches the same way.
 
     item  = {"images" [V,3,S,S], "instruction" str, "state" [S], "actions" [T,A],
-             "action_pad_mask" [T] bool, "row" int (optional: the dataset row)}
+             "action_pad_mask" [T] bool, "goal_state" [S] and "row" int (both optional)}
     batch = collate(items)          # images [B,V,3,S,S], instruction list[str], state [B,S], ...
 
 Batch keys are the item keys (LeRobot's convention), so a key means one thing everywhere.
@@ -17,7 +17,7 @@ import torch
 
 def collate(items: list[dict]) -> dict:
     """Items -> the batch dict (images [B,V,3,H,W], instruction list[str], state [B,S],
-    actions [B,T,A], action_pad_mask [B,T], and row [B] when items carry their dataset row)."""
+    actions [B,T,A], action_pad_mask [B,T], and goal_state [B,S] / row [B] when every item carries them)."""
     batch = {
         "images": _stack([it["images"] for it in items]),
         "instruction": [it["instruction"] for it in items],
@@ -25,6 +25,8 @@ def collate(items: list[dict]) -> dict:
         "actions": _stack([it["actions"] for it in items]),
         "action_pad_mask": _stack([it["action_pad_mask"] for it in items]),
     }
+    if all("goal_state" in it for it in items):
+        batch["goal_state"] = _stack([it["goal_state"] for it in items])
     if all("row" in it for it in items):
         batch["row"] = torch.tensor([it["row"] for it in items], dtype=torch.long)
     return batch

@@ -1,10 +1,12 @@
 """FrameDataset: training items over some episodes of any Source, whatever its format.
 
     item = FrameDataset(source, chunk_size=10, transform=ImageTransform(224))[0]
-    # images [V,3,S,S] float, instruction str, state [S], actions [T,A], action_pad_mask [T], index
+    # images [V,3,S,S] float, instruction str, state [S], actions [T,A], action_pad_mask [T],
+    # goal_state [S], row
 
 The action chunk of row r is rows r .. r+T-1 of its episode; steps past the episode's end repeat
-its last action and are marked in action_pad_mask (excluded from the loss).
+its last action and are marked in action_pad_mask (excluded from the loss). goal_state is the
+state at the episode's last row (the target of model.goal_loss_weight).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class FrameDataset(Dataset):
         row = int(self.rows[i])
         src = self.source
         chunk, pad = self._chunk_rows(row)
+        last = src.ep_end[src.row_episode[row]] - 1
         frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
         images = self.transform.cameras(frames)  # [V, 3, S, S]
         return {
@@ -70,5 +73,6 @@ class FrameDataset(Dataset):
             "state": torch.from_numpy(self._state[row].copy()),  # [S]
             "actions": torch.from_numpy(self._action[chunk]),  # [T, A] (fancy index copies)
             "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
+            "goal_state": torch.from_numpy(self._state[last].copy()),  # [S]: where the episode ends
             "row": row,  # dataset row: the key of the frozen-feature cache
         }

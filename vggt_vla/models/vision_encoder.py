@@ -70,6 +70,30 @@ def conv_stem(patch_size: int, dim: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+class PooledDetectors(nn.Module):
+    """Small local detectors, max-pooled over each patch: [N, 3, H, W] -> [N, dim, h, w].
+
+        3x3 conv (8) -> GELU -> max 2x2 -> 3x3 conv (width) -> GELU -> max over the rest of the patch -> 1x1 to dim
+
+    A linear patchify's features of a small object depend on where the patch borders cut it, so
+    "a cube" and "a ball" at two offsets are four unrelated vectors, and no linear score of them
+    tells the shapes apart. The max makes a patch's feature say *what* small pattern it holds
+    (a corner, a round edge), wherever it sits in the patch (ARCHITECTURE_ANALYSIS.md section 7:
+    with it, a keypoint learns to find "the blue cube" next to a blue ball; without it, never).
+    The first max halves the resolution early, which makes the branch 3x cheaper than two
+    full-resolution convolutions and learned the same."""
+
+    def __init__(self, patch_size: int, dim: int, width: int = 16):
+        super().__init__()
+        self.convs = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GELU(), nn.MaxPool2d(2),
+                                   nn.Conv2d(8, width, 3, padding=1), nn.GELU())
+        self.pool = nn.MaxPool2d(patch_size // 2)
+        self.out = nn.Conv2d(width, dim, 1)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.out(self.pool(self.convs(pixels)))  # [N, dim, h, w]
+
+
 class PatchEmbedding(nn.Module):
     """Patchify (a linear Conv2d, or a small conv stem) + 2-D sin-cos positions. Any image size
     divisible by the patch size."""
@@ -82,13 +106,17 @@ class PatchEmbedding(nn.Module):
             self.proj = conv_stem(patch_size, dim)
         else:
             self.proj = nn.Conv2d(3, dim, kernel_size=patch_size, stride=patch_size)
+        self.detectors = PooledDetectors(patch_size, dim) if stem == "linear_pool" else None
         # ImageNet statistics: a sane centring for pixels in [0, 1] even when training from scratch.
         mean, std = IMAGENET
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-        x = self.proj((images - self.mean) / self.std)  # [N, D, h, w]
+        pixels = (images - self.mean) / self.std  # [N, 3, H, W]
+        x = self.proj(pixels)  # [N, D, h, w]
+        if self.detectors is not None:
+            x = x + self.detectors(pixels)  # [N, D, h, w]
         h, w = x.shape[-2:]
         x = x.flatten(2).transpose(1, 2)  # [N, h*w, D]
         return x + sincos_2d(h, w, x.shape[-1], x.device).to(x.dtype), (h, w)  # [N, h*w, D]

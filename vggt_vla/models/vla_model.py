@@ -8,7 +8,9 @@
         -> backbone (simple | vggt) -> query outputs [B, Q, D] ─┐
     vision tokens -> SpatialKeypoints (optional) -> [B, V, D] ──┴─> action head -> [B, T, A]
 
-Training with model.geometry_alignment adds weight * (1 - cos) between the backbone's vision
+Training with model.goal_loss_weight adds an L1 loss on a linear prediction, from what the action
+head reads, of the state at the episode's last frame (batch["goal_state"]); the head is unused at
+inference. Training with model.geometry_alignment adds weight * (1 - cos) between the backbone's vision
 tokens after one layer and a frozen VGGT teacher's features (models/geometry.py); the teacher is
 built only when VLAModel is asked for it (geometry_teacher=True, the trainer), never at inference.
 With vggt.fusion: inject no vision encoder is built: VGGT alone reads the pixels.
@@ -64,6 +66,8 @@ class VLAModel(nn.Module):
         self.keypoints = SpatialKeypoints(cfg.dim, cfg.spatial_keypoints) if cfg.spatial_keypoints else None
         num_cond = cfg.num_action_queries + (cfg.vision.num_cameras if self.keypoints is not None else 0)
         self.head = build_action_head(cfg.action_head, cfg.dim, num_cond)
+        # Auxiliary, training only: where the episode ends, read from all the head's inputs at once.
+        self.goal_head = nn.Linear(num_cond * cfg.dim, cfg.state_dim) if cfg.goal_loss_weight else None
         align = cfg.geometry_alignment
         self.alignment = (GeometryAlignment(align, cfg.dim, geometry_teacher, random_weights)
                           if align.enabled else None)
@@ -160,10 +164,31 @@ class VLAModel(nn.Module):
             align_loss = self.alignment.loss(student, inputs.grid, inputs.images, batch.get("row"))
         pad_mask = batch["action_pad_mask"].bool()  # [B, T]
         loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
+        parts = {}
+        if self.goal_head is not None:
+            parts["goal_loss"] = self._goal_loss(cond, batch)
         if align_loss is not None:
-            metrics = {**metrics, "action_loss": loss.detach(), "align_loss": align_loss.detach()}
-            loss = loss + self.cfg.geometry_alignment.weight * align_loss
+            parts["align_loss"] = align_loss
+        if parts:
+            metrics = {**metrics, "action_loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+        if "goal_loss" in parts:
+            loss = loss + self.cfg.goal_loss_weight * parts["goal_loss"]
+        if "align_loss" in parts:
+            loss = loss + self.cfg.geometry_alignment.weight * parts["align_loss"]
         return loss, {"loss": loss.detach(), **metrics}
+
+    def _goal_loss(self, cond: torch.Tensor, batch: dict) -> torch.Tensor:
+        """L1 between the predicted and the episode's last state (normalised), mean over dims."""
+        goal = batch.get("goal_state")
+        if goal is None:
+            raise KeyError("model.goal_loss_weight > 0 needs batch['goal_state'] (the state at the episode's "
+                           "last frame, which FrameDataset items carry); batch a FrameDataset or set "
+                           "model.goal_loss_weight: 0")
+        if goal.shape != (cond.shape[0], self.cfg.state_dim):
+            raise ValueError(f"batch['goal_state'] must be [B, model.state_dim={self.cfg.state_dim}], "
+                             f"got {tuple(goal.shape)}")
+        pred = self.goal_head(cond.flatten(1))  # [B, S]
+        return (pred.float() - goal.float()).abs().mean()
 
     @torch.no_grad()
     def predict_action_chunk(self, batch: dict, generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -47,8 +47,9 @@ from vggt_vla.training.optim import build_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
 
-# The two parts of the loss that model.geometry_alignment adds to its metrics, logged on their own.
-LOSS_PARTS = ("action_loss", "align_loss")
+# The parts of the loss that model.goal_loss_weight and model.geometry_alignment add to its
+# metrics, logged on their own.
+LOSS_PARTS = ("action_loss", "goal_loss", "align_loss")
 
 
 class TrainingDiverged(RuntimeError):
