@@ -53,9 +53,13 @@ class FrameDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _episode_end(self, row: int) -> int:
+        """One past the last row of `row`'s episode."""
+        return int(self.source.ep_end[self.source.row_episode[row]])
+
     def _chunk_rows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows of the T actions from `row` on, clamped to the episode, and the pad mask."""
-        end = self.source.ep_end[self.source.row_episode[row]]
+        end = self._episode_end(row)
         rows = row + self._offsets  # [T]
         pad = rows >= end  # [T]
         return np.minimum(rows, end - 1), pad
@@ -64,7 +68,7 @@ class FrameDataset(Dataset):
         row = int(self.rows[i])
         src = self.source
         chunk, pad = self._chunk_rows(row)
-        last = src.ep_end[src.row_episode[row]] - 1
+        last = self._episode_end(row) - 1
         frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
         images = self.transform.cameras(frames)  # [V, 3, S, S]
         return {

@@ -164,17 +164,15 @@ class VLAModel(nn.Module):
             align_loss = self.alignment.loss(student, inputs.grid, inputs.images, batch.get("row"))
         pad_mask = batch["action_pad_mask"].bool()  # [B, T]
         loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
-        parts = {}
+        parts = {}  # auxiliary losses: name -> (weight, loss)
         if self.goal_head is not None:
-            parts["goal_loss"] = self._goal_loss(cond, batch)
+            parts["goal_loss"] = (self.cfg.goal_loss_weight, self._goal_loss(cond, batch))
         if align_loss is not None:
-            parts["align_loss"] = align_loss
+            parts["align_loss"] = (self.cfg.geometry_alignment.weight, align_loss)
         if parts:
-            metrics = {**metrics, "action_loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
-        if "goal_loss" in parts:
-            loss = loss + self.cfg.goal_loss_weight * parts["goal_loss"]
-        if "align_loss" in parts:
-            loss = loss + self.cfg.geometry_alignment.weight * parts["align_loss"]
+            metrics = {**metrics, "action_loss": loss.detach(), **{k: v.detach() for k, (_, v) in parts.items()}}
+        for weight, part in parts.values():
+            loss = loss + weight * part
         return loss, {"loss": loss.detach(), **metrics}
 
     def _goal_loss(self, cond: torch.Tensor, batch: dict) -> torch.Tensor:
