@@ -1,7 +1,9 @@
 """Can the policy learn to find "the blue cube" next to a blue ball? A diagnostic on fresh scenes.
 
 Every scene of the demo env holds two objects of one colour, a cube and a ball, and the
-instruction is "move to" one of them, so only the shape word says which. Each training step
+instruction is "move to" one of them, so only the shape word says which. With --objects 3 a third
+object of another colour joins them (the full task's shared-colour scenes): the policy must then
+match colour and shape at once. Each training step
 draws 32 new scenes (no scene is ever repeated, so nothing can be memorised), and 200 held-out
 scenes (seeds 500000..) score it. Two targets:
 
@@ -48,8 +50,8 @@ VAL_SEEDS = range(500_000, 500_200)
 class Scenes:
     """Two-object "move to" scenes of the demo env, rendered and labelled for either target."""
 
-    def __init__(self, image_size: int, chunk_size: int, control: str):
-        self.env = demo_env.DemoEnv(num_objects=2, task_types=("reach",))
+    def __init__(self, image_size: int, chunk_size: int, control: str, num_objects: int = 2):
+        self.env = demo_env.DemoEnv(num_objects=num_objects, task_types=("reach",))
         self.transform = ImageTransform(image_size)
         self.chunk_size = chunk_size
         self.control = control
@@ -57,7 +59,11 @@ class Scenes:
     def _scene(self, seed: int, on_the_way: bool) -> dict:
         env = self.env
         env.reset(seed=seed)
-        first, second = env.objects
+        first, second = env.objects[:2]
+        for extra in env.objects[2:]:  # a third object keeps a colour of its own and is never named
+            env.target = seed % 2
+            if extra.color == first.color:
+                extra.color = next(c for c in demo_env.COLORS if c != first.color)
         if self.control == "shape":  # same colour, the other shape: only the shape word decides
             second.color, second.shape = first.color, ("ball" if first.shape == "cube" else "cube")
         else:  # same shape, another colour
@@ -121,6 +127,8 @@ def main() -> None:
     parser.add_argument("--target", choices=("keypoint", "action"), required=True)
     parser.add_argument("--control", choices=("shape", "colour"), default="shape",
                         help="what tells the two objects apart (default: only their shape)")
+    parser.add_argument("--objects", type=int, choices=(2, 3), default=2,
+                        help="3: a third object of another colour joins the two (default 2)")
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -138,7 +146,7 @@ def main() -> None:
         raise SystemExit(2)
     torch.manual_seed(args.seed)
     model = VLAModel(cfg.model)
-    scenes = Scenes(cfg.model.vision.image_size, cfg.model.action_head.chunk_size, args.control)
+    scenes = Scenes(cfg.model.vision.image_size, cfg.model.action_head.chunk_size, args.control, args.objects)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.01)
     val = scenes.batch(VAL_SEEDS, on_the_way=False)
     start, next_seed = time.time(), 0

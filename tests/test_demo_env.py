@@ -4,7 +4,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
+from vggt_vla.constants import ACTION_KEY
 from vggt_vla.recording import make_demo_dataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.writer import available_av1_encoder
@@ -133,3 +135,43 @@ def test_demo_video_dataset(tmp_path):
     obs = DemoEnv().reset(seed=2)
     got = source.frame(0, int(source.ep_start[2])).astype(float)
     assert np.abs(got - obs[CAMERA_KEYS[0]]).mean() < 4.0
+
+
+def test_live_demo_frames_are_new_scenes_in_the_datasets_format_and_mix(demo):
+    """data.live_expert's items: FrameDataset's keys, shapes and dtypes; the same item for the same
+    (seed, index) and a new scene otherwise; and frames drawn in proportion to episode length, so
+    push frames are as common as in a recorded dataset (about 3 in 4, not 1 in 2)."""
+    from vggt_vla.data.dataset import FrameDataset
+    from vggt_vla.data.normalize import Normalizer
+    from vggt_vla.data.transforms import ImageTransform
+    from vggt_vla.recording import DEMO_NOISE, LiveDemoFrames, demo_expert_path
+
+    _, source = demo
+    normalizer = Normalizer.from_stats(source.stats("mean_std"), "mean_std", [ACTION_KEY, STATE_KEY])
+    recorded = FrameDataset(source, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer)
+    live = LiveDemoFrames(1000, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer, seed=3)
+    want, got = recorded[0], live[0]
+    assert set(got) == set(want) - {"row"}
+    for key, value in want.items():
+        if isinstance(value, torch.Tensor):
+            assert got[key].shape == value.shape and got[key].dtype == value.dtype, key
+    again = live[0]
+    assert all(torch.equal(got[k], again[k]) for k in ("images", "actions", "state", "goal_state"))
+    other_seed = LiveDemoFrames(1000, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer, seed=4)
+    assert not torch.equal(other_seed[0]["images"], got["images"])
+    items = [live[i] for i in range(len(live))]
+    assert len({it["images"].numpy().tobytes() for it in items}) == len(items)  # no frame twice
+    actions = np.stack([normalizer.unnormalize(ACTION_KEY, it["actions"].numpy()) for it in items])  # [N, T, 7]
+    assert np.abs(actions).max() <= 1 + 1e-5 and np.allclose(actions[..., 6], -1.0, atol=1e-5)  # the expert's
+    push = np.mean([it["instruction"].startswith("push") for it in items])
+    env, rng, frames, pushes = DemoEnv(), np.random.default_rng(0), 0, 0
+    for seed in range(1000):  # a recorded dataset's mix: the frames of episodes 0..999 (~0.63)
+        steps = len(demo_expert_path(env, seed, rng, DEMO_NOISE)[ACTION_KEY])
+        frames, pushes = frames + steps, pushes + steps * (env.task == "push")
+    assert abs(push - pushes / frames) < 0.06, (push, pushes / frames)  # one frame per episode: ~0.5
+    natural = np.mean([live[i] is not None and live.env.target_colour_shared() for i in range(300)])
+    assert 0.2 < natural < 0.36  # the env's own mix: 2 scenes in 7
+    for fraction in (0.0, 1.0):
+        mixed = LiveDemoFrames(30, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer,
+                               shared_colour=fraction)
+        assert all(mixed[i] is not None and mixed.env.target_colour_shared() == bool(fraction) for i in range(30))

@@ -76,10 +76,11 @@ def test_benchmark_cli_rejects_a_config_typo(tmp_path, tiny_qwen3):
     assert out.returncode == 2 and "did you mean 'batch_size'" in out.stderr
 
 
-@pytest.mark.parametrize("target", ["keypoint", "action"])
-def test_shape_binding_probe_trains_and_scores_on_fresh_scenes(target):
+@pytest.mark.parametrize("target, extra", [("keypoint", []),
+                                           ("action", ["--objects", "3", "--set", "model.goal_from=keypoint"])])
+def test_shape_binding_probe_trains_and_scores_on_fresh_scenes(target, extra):
     out = run("scripts/shape_binding_probe.py", "--target", target, "--steps", "2",
-              "--set", "model.vision.patch_stem=linear_pool", "--set", "model.goal_loss_weight=1")
+              "--set", "model.vision.patch_stem=linear_pool", "--set", "model.goal_loss_weight=1", *extra)
     assert out.returncode == 0, out.stderr
     assert "step     2" in out.stdout and "towards the named object" in out.stdout
 

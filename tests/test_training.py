@@ -13,13 +13,15 @@ from vggt_vla.training.trainer import Trainer, TrainingDiverged
 
 
 
-def train_config(language_model, dataset, run_dir, head="flow_matching", vision=None, **train):
+def train_config(language_model, dataset, run_dir, head="flow_matching", vision=None, data=None, sim=None,
+                 **train):
     """Tiny model (dropout on, flow-matching noise: both draw from the RNG) on the tiny demo set."""
     model = tiny_config(language_model, action_head={"type": head, "chunk_size": 10},
                         simple_backbone={"dropout": 0.1}, vision=vision or {})
     tree = {
         "model": model.to_dict()["model"],
-        "data": {"dataset_repo": "", "dataset_root": dataset, "num_workers": 0, "val_fraction": 0.25},
+        "data": {"dataset_repo": "", "dataset_root": dataset, "num_workers": 0, "val_fraction": 0.25, **(data or {})},
+        "sim": sim or {},
         "train": {"batch_size": 4, "max_steps": 8, "lr": 1e-3, "warmup_steps": 2, "log_every": 1,
                   "eval_every": 4, "save_every": 4, "image_every": 4, "val_batches": 2,
                   "log_dir": str(run_dir), "exp_name": "run", "device": "cpu", **train},
@@ -50,6 +52,43 @@ def test_resume_is_exact(tiny_qwen3, demo_dataset, tmp_path):
     wa, wb = final_weights(straight), final_weights(split)
     assert wa.keys() == wb.keys()
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_live_expert_training_resumes_exactly_on_new_scenes(tiny_qwen3, demo_dataset, tmp_path):
+    """data.live_expert: every frame a new scene, and a resumed run sees the same frames."""
+    from vggt_vla.config import ConfigError
+    from vggt_vla.data.loader import split_episodes
+    from vggt_vla.recording import LiveDemoFrames
+
+    live = {"data": {"live_expert": True}, "sim": {"name": "demo", "camera_size": 32}}
+    straight = tmp_path / "straight"
+    trainer = Trainer(train_config(tiny_qwen3, demo_dataset, straight, **live), progress=False)
+    assert isinstance(trainer.train_set, LiveDemoFrames) and len(trainer.train_set) == 8 * 4
+    _, val_episodes = split_episodes(range(8), 0.25)
+    assert trainer.val_set.episodes.tolist() == val_episodes.tolist()  # validation: recorded episodes
+    trainer.fit()
+    split = tmp_path / "split"
+    Trainer(train_config(tiny_qwen3, demo_dataset, split, **live), progress=False).fit(stop_after=3)
+    Trainer(train_config(tiny_qwen3, demo_dataset, split, **live), resume=str(split / "run"), progress=False).fit()
+    a, b = losses(straight), losses(split)
+    assert sorted(a) == sorted(b) == list(range(1, 9))
+    assert all(abs(a[step] - b[step]) <= 1e-6 for step in a), (a, b)
+    recorded = losses_of(Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path / "recorded"), progress=False))
+    assert recorded != a  # the live run did not train on the dataset's frames
+    with pytest.raises(ConfigError, match="sim.name"):
+        train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_expert": True})
+    with pytest.raises(ConfigError, match="train.max_steps"):
+        train_config(tiny_qwen3, demo_dataset, tmp_path, max_steps=None, num_epochs=1, **live)
+    with pytest.raises(ConfigError, match="live_shared_colour must be in"):
+        train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_expert": True, "live_shared_colour": 1.5},
+                     sim=live["sim"])
+    with pytest.raises(ConfigError, match="set live_expert: true"):
+        train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_shared_colour": 0.5})
+
+
+def losses_of(trainer: Trainer) -> dict:
+    trainer.fit()
+    return losses(trainer.run_dir.parent)
 
 
 def test_run_directory_contents(tiny_qwen3, demo_dataset, tmp_path):

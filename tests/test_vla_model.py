@@ -178,20 +178,27 @@ def test_linear_pool_stem_keeps_the_grid_and_says_what_a_patch_holds_wherever_it
     assert not torch.allclose(linear[0], linear[1], atol=1e-3)
 
 
-def test_goal_loss_adds_a_trained_part_and_needs_the_goal_state(tiny_qwen3):
+@pytest.mark.parametrize("goal_from", ["head_inputs", "keypoint"])
+def test_goal_loss_adds_a_trained_part_and_needs_the_goal_state(tiny_qwen3, goal_from):
     from vggt_vla.config import ConfigError
 
     torch.manual_seed(0)
-    cfg = tiny_config(tiny_qwen3, goal_loss_weight=2.0)
+    cfg = tiny_config(tiny_qwen3, goal_loss_weight=2.0, goal_from=goal_from, spatial_keypoints=3)
     model = VLAModel(cfg.model)
+    if goal_from == "keypoint":  # linear in one keypoint (x, y), the state and the instruction
+        assert model.goal_head.in_features == 2 + cfg.model.state_dim + cfg.model.dim
     batch = make_batch(cfg, batch_size=4)
     batch["goal_state"] = torch.randn(4, cfg.model.state_dim)
     loss, metrics = model(batch)
-    goal = model._goal_loss(model.encode(batch), batch)
+    inputs = model.fusion_inputs(batch)
+    goal = model._goal_loss(model.head_inputs(inputs), model._keypoints(inputs), inputs, batch)
     assert torch.allclose(loss, metrics["action_loss"] + 2.0 * metrics["goal_loss"])
     assert torch.allclose(metrics["goal_loss"], goal.detach())
-    loss.backward()
-    assert model.goal_head.weight.grad.abs().sum() > 0
+    goal.backward()  # the goal loss alone: what does it train?
+    assert model.goal_head.weight.grad.abs().sum() > 0 and model.keypoints.score.weight.grad.abs().sum() > 0
+    backbone_grad = sum(p.grad.abs().sum() for p in model.backbone.parameters() if p.grad is not None)
+    assert (backbone_grad > 0) == (goal_from == "head_inputs")  # keypoint: only the keypoint's pathway
+    model.zero_grad()
     before = metrics["goal_loss"].item()
     train_steps(model, batch, 40)
     assert model(batch)[1]["goal_loss"].item() < 0.5 * before
@@ -203,6 +210,10 @@ def test_goal_loss_adds_a_trained_part_and_needs_the_goal_state(tiny_qwen3):
         tiny_config(tiny_qwen3, goal_loss_weight=1.0, state_dim=0)
     with pytest.raises(ConfigError, match="goal_loss_weight must be >= 0"):
         tiny_config(tiny_qwen3, goal_loss_weight=-1.0)
+    with pytest.raises(ConfigError, match="spatial_keypoints is 0"):
+        tiny_config(tiny_qwen3, goal_loss_weight=1.0, goal_from="keypoint")
+    with pytest.raises(ConfigError, match="goal_from"):
+        tiny_config(tiny_qwen3, goal_from="everything")
     plain = VLAModel(tiny_config(tiny_qwen3).model)
     assert plain.goal_head is None and "goal_loss" not in plain(batch)[1]  # off by default
 

@@ -319,6 +319,12 @@ class ModelConfig:
     # The action says only which way to move, saturated; the goal says *where*, as a number the
     # loss can pull on directly (ARCHITECTURE_ANALYSIS.md section 7). Needs model.state_dim > 0.
     goal_loss_weight: float = 0.0
+    # What the goal head reads. "head_inputs": everything the action head reads (flattened).
+    # "keypoint": the first keypoint of the first camera, the state and the pooled instruction,
+    # each entering linearly: the goal must then be an affine image of where that one keypoint
+    # is (plus offsets the instruction and the state add), which pulls it onto the named object.
+    # Needs model.spatial_keypoints > 0.
+    goal_from: Literal["head_inputs", "keypoint"] = "head_inputs"
     vision: VisionConfig = field(default_factory=VisionConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     simple_backbone: SimpleBackboneConfig = field(default_factory=SimpleBackboneConfig)
@@ -347,6 +353,10 @@ class ModelConfig:
         _check(not (self.goal_loss_weight and self.state_dim == 0),
                "model.goal_loss_weight predicts the episode's last state, but model.state_dim is 0 (no "
                "state); give the model the dataset's state or set goal_loss_weight: 0")
+        _check_choice("model.goal_from", self.goal_from, ("head_inputs", "keypoint"))
+        _check(not (self.goal_from == "keypoint" and self.goal_loss_weight and not self.spatial_keypoints),
+               "model.goal_from: keypoint reads a spatial keypoint, but model.spatial_keypoints is 0; "
+               "set spatial_keypoints > 0 or goal_from: head_inputs")
         _check_choice("model.backbone", self.backbone, ("simple", "vggt"))
         if self.backbone == "simple":
             heads = self.simple_backbone.num_heads
@@ -419,6 +429,18 @@ class DataConfig:
     val_fraction: float = 0.1
     # Seed of the episode shuffle that picks the validation episodes.
     split_seed: int = 0
+    # Train on live demonstrations instead of the dataset's episodes: every training frame comes
+    # from a new scene of sim.name that the scripted expert solves as training runs
+    # (recording.LiveDemoFrames), with the recipe's action noise. The dataset still gives the
+    # normalisation statistics and the validation episodes. Only the demo simulator is fast
+    # enough (~4 ms a frame); its policy then never sees a scene twice and cannot learn scenes by
+    # heart (ARCHITECTURE_ANALYSIS.md section 7). Needs train.max_steps.
+    live_expert: bool = False
+    # data.live_expert: the fraction of live scenes in which another object has the target's
+    # colour, so that only the shape word says which is meant (null: the env's own 2 in 7). The
+    # shape word's training signal comes from these scenes alone. Validation and evaluation keep
+    # the env's own mix.
+    live_shared_colour: Optional[float] = None
     # DataLoader worker processes (0: load in the training process).
     num_workers: int = 2
     # Copy batches to page-locked memory (only useful with a CUDA device).
@@ -460,6 +482,10 @@ class DataConfig:
         _check(0.0 <= self.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _check_positive("data.prefetch_factor", self.prefetch_factor)
+        _check(self.live_shared_colour is None or 0.0 <= self.live_shared_colour <= 1.0,
+               f"data.live_shared_colour must be in [0, 1] or null, got {self.live_shared_colour}")
+        _check(self.live_shared_colour is None or self.live_expert,
+               "data.live_shared_colour sets the scene mix of data.live_expert; set live_expert: true or drop it")
         _check(self.video_tolerance_s >= 0, f"data.video_tolerance_s must be >= 0, got {self.video_tolerance_s}")
 
 
@@ -587,6 +613,15 @@ class Config:
                f"data.camera_keys lists {cams} cameras but model.vision.num_cameras="
                f"{self.model.vision.num_cameras}; raise num_cameras or drop a camera")
 
+        if self.data.live_expert:
+            _check(self.sim.name == "demo",
+                   f"data.live_expert records live demonstrations in the demo simulator, but sim.name is "
+                   f"{self.sim.name!r}; set sim.name: demo or data.live_expert: false (LIBERO's expert is "
+                   f"far too slow to make a scene per training frame: record a dataset instead)")
+            _check(bool(self.train.max_steps), "data.live_expert draws one epoch of train.max_steps batches; "
+                                               "set train.max_steps")
+            _check(not self.train.cache_features, "train.cache_features caches features by dataset frame, "
+                                                  "but data.live_expert frames are new every step; drop one")
         if self.train.cache_features:
             v = self.model.vision
             frozen_tower = v.use_vision_tower and v.freeze_vision_tower and self.model.uses_vision_encoder

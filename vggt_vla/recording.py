@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+import torch
 
 from vggt_vla.constants import ACTION_KEY, ACTION_NAMES, CAMERA_KEYS, STATE_KEY
 from vggt_vla.data.libero_hdf5 import LiberoHDF5Writer
@@ -75,25 +76,44 @@ DEMO_NOISE = 0.3
 DEMO_NOISE_CORRELATION = 0.0
 
 
-def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise: float,
-                        noise_correlation: float = 0.0) -> Optional[dict]:
-    """One scripted episode as arrays (None if the expert failed, which the tests rule out)."""
-    obs = env.reset(seed=seed)
+def demo_expert_path(env: DemoEnv, seed: int, rng: np.random.Generator, noise: float,
+                     noise_correlation: float = 0.0) -> Optional[dict]:
+    """The scripted expert on the scene of `seed`, executing its action plus noise, nothing rendered:
+    per step the scene's snapshot [T, 1 + objects, 2] (DemoEnv.snapshot), the state [T, 8] and the
+    expert's own action [T, 7]. None if the expert failed (the tests rule that out)."""
+    env.draw_scene(seed)
     drift = np.zeros(2)
-    frames: dict[str, list] = {k: [] for k in (*CAMERA_KEYS, STATE_KEY, ACTION_KEY)}
+    rows: dict[str, list] = {"snapshot": [], STATE_KEY: [], ACTION_KEY: []}
     while not env.done:
         action = scripted_action(env)
-        for k in (*CAMERA_KEYS, STATE_KEY):
-            frames[k].append(obs[k])
-        frames[ACTION_KEY].append(action)
+        rows["snapshot"].append(env.snapshot())
+        rows[STATE_KEY].append(env.state())
+        rows[ACTION_KEY].append(action)
         executed = action.copy()
         if noise > 0:
             drift = noise_correlation * drift + rng.normal(0.0, noise, size=2)
             executed[:2] += drift
-        obs, _ = env.step(np.clip(executed, -1.0, 1.0))
+        env.move(np.clip(executed, -1.0, 1.0))
     if not env.success:
         return None
-    return {k: np.stack(v) for k, v in frames.items()}
+    return {k: np.stack(v) for k, v in rows.items()}
+
+
+def render_demo_frame(env: DemoEnv, snapshot: np.ndarray) -> dict[str, np.ndarray]:
+    """Both cameras of `env`'s scene as `snapshot` saw it: {key: uint8 [S, S, 3]}."""
+    env.restore(snapshot)
+    obs = env.observation()
+    return {k: obs[k] for k in CAMERA_KEYS}
+
+
+def record_demo_episode(env: DemoEnv, seed: int, rng: np.random.Generator, noise: float,
+                        noise_correlation: float = 0.0) -> Optional[dict]:
+    """One scripted episode as arrays, every frame rendered (None if the expert failed)."""
+    path = demo_expert_path(env, seed, rng, noise, noise_correlation)
+    if path is None:
+        return None
+    frames = [render_demo_frame(env, snap) for snap in path.pop("snapshot")]
+    return {**{k: np.stack([f[k] for f in frames]) for k in CAMERA_KEYS}, **path}
 
 
 def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPISODES, seed: int = 0,
@@ -127,6 +147,81 @@ def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPIS
     if failed:
         print(f"warning: the scripted expert failed {failed} of {num_episodes} episodes; they were skipped")
     return writer.finalize()
+
+
+# Live demonstrations: a new scene for every training frame (data.live_expert). Item i of a run
+# with train.seed s draws its scenes from the random stream (LIVE_SEED, s, i), so a resumed run sees
+# exactly the frames the uninterrupted one would have, and the scene seeds (63-bit draws) are not
+# the small integers the datasets (0..N-1) and evaluation (eval.py --seed S) use.
+LIVE_SEED = 4_242
+
+
+class LiveDemoFrames(torch.utils.data.Dataset):
+    """Training items (FrameDataset's format) from fresh scripted-expert episodes of the demo env.
+
+    Item i runs the expert, with the recipe's action noise, on a new scene and returns one of its
+    frames: the frame is drawn uniformly from [0, max_steps) and the episode is redrawn when it is
+    shorter, so frames come from episodes in proportion to their length, as from a recorded
+    dataset. Only that frame is rendered; an item takes ~4 ms, nearly all of it the expert's
+    episodes (three per kept frame on average). The policy never sees a scene twice, so it cannot
+    learn the scenes by heart; what it can learn is to read them.
+
+    length: items per epoch (the trainer asks for one epoch of max_steps batches).
+    normalizer: the recorded dataset's statistics, so live and recorded frames share their units.
+    shared_colour: the fraction of scenes in which another object has the target's colour (only
+    the shape word tells them apart); None keeps the env's own mix (2 in 7). A scene of the drawn
+    kind is found by redrawing it (~0.1 ms a draw).
+    """
+
+    def __init__(self, length: int, *, chunk_size: int, transform, normalizer, seed: int = 0,
+                 image_size: int = 128, noise: float = DEMO_NOISE,
+                 noise_correlation: float = DEMO_NOISE_CORRELATION, shared_colour: Optional[float] = None):
+        self.length = int(length)
+        self.chunk_size = int(chunk_size)
+        self.transform = transform
+        self.normalizer = normalizer
+        self.seed = int(seed)
+        self.noise, self.noise_correlation = noise, noise_correlation
+        self.shared_colour = shared_colour
+        self.env = DemoEnv(image_size=image_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict:
+        rng = np.random.default_rng((LIVE_SEED, self.seed, int(i)))
+        env = self.env
+        while True:
+            path = demo_expert_path(env, self._scene_seed(rng), rng, self.noise, self.noise_correlation)
+            t = int(rng.integers(env.max_steps))
+            if path is not None and t < len(path[ACTION_KEY]):
+                break
+        frame = render_demo_frame(env, path["snapshot"][t])
+        end = len(path[ACTION_KEY])
+        rows = np.arange(t, t + self.chunk_size)  # [T]
+        pad = rows >= end  # [T]
+        state = self.normalizer.normalize(STATE_KEY, path[STATE_KEY]).astype(np.float32)  # [E, S]
+        action = self.normalizer.normalize(ACTION_KEY, path[ACTION_KEY]).astype(np.float32)  # [E, A]
+        return {
+            "images": self.transform.cameras([frame[k] for k in CAMERA_KEYS]),  # [V, 3, S, S]
+            "instruction": env.instruction,
+            "state": torch.from_numpy(state[t].copy()),  # [S]
+            "actions": torch.from_numpy(action[np.minimum(rows, end - 1)]),  # [T, A]
+            "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
+            "goal_state": torch.from_numpy(state[-1].copy()),  # [S]: where the episode ends
+        }
+
+    def _scene_seed(self, rng: np.random.Generator) -> int:
+        """A new scene's seed: any scene, or one of the kind (shared target colour or not) drawn
+        with probability shared_colour."""
+        if self.shared_colour is None:
+            return int(rng.integers(1 << 62))
+        shared = bool(rng.random() < self.shared_colour)
+        while True:
+            seed = int(rng.integers(1 << 62))
+            self.env.draw_scene(seed)
+            if self.env.target_colour_shared() == shared:
+                return seed
 
 
 def demo_recipe_mismatch(root: Union[str, Path]) -> Optional[str]:

@@ -13,7 +13,8 @@ and the head in turn gives attention no gradient to sharpen on it. A soft-argmax
 feature peaks here" into coordinates in one differentiable step, so the head gets the position
 of whatever a channel responds to from the first step of training. Computed on the vision tokens
 after the instruction's FiLM (model.language_film), a channel can respond to "the named object".
-The tokens are appended to the action-query outputs that the action head reads.
+The tokens are appended to the action-query outputs that the action head reads (VLAModel calls
+`keypoints`, then `to_token`, so that the goal head can read the coordinates themselves).
 """
 
 from __future__ import annotations
@@ -47,8 +48,3 @@ class SpatialKeypoints(nn.Module):
         weights = torch.softmax(score.float() / self.log_temperature.exp(), dim=2)  # [B, V, h*w, K]
         centres = patch_centres(h, w, vision.device)  # [h*w, 2]
         return torch.einsum("bvnk,nc->bvkc", weights, centres).to(vision.dtype)  # [B, V, K, 2]
-
-    def forward(self, vision: torch.Tensor, grid: tuple[int, int], num_cameras: int) -> torch.Tensor:
-        """vision tokens [B, V*h*w, D] -> one token per camera [B, V, D]."""
-        points = self.keypoints(vision, grid, num_cameras)  # [B, V, K, 2]
-        return self.to_token(points.flatten(2))  # [B, V, D]

@@ -9,9 +9,10 @@
     vision tokens -> SpatialKeypoints (optional) -> [B, V, D] ──┴─> action head -> [B, T, A]
 
 Training with model.goal_loss_weight adds an L1 loss on a linear prediction, from what the action
-head reads, of the state at the episode's last frame (batch["goal_state"]); the head is unused at
-inference. Training with model.geometry_alignment adds weight * (1 - cos) between the backbone's vision
-tokens after one layer and a frozen VGGT teacher's features (models/geometry.py); the teacher is
+head reads (or, model.goal_from: keypoint, from one keypoint, the state and the instruction), of
+the state at the episode's last frame (batch["goal_state"]); the head is unused at inference.
+Training with model.geometry_alignment adds weight * (1 - cos) between the backbone's vision tokens
+after one layer and a frozen VGGT teacher's features (models/geometry.py); the teacher is
 built only when VLAModel is asked for it (geometry_teacher=True, the trainer), never at inference.
 With vggt.fusion: inject no vision encoder is built: VGGT alone reads the pixels.
 
@@ -66,8 +67,13 @@ class VLAModel(nn.Module):
         self.keypoints = SpatialKeypoints(cfg.dim, cfg.spatial_keypoints) if cfg.spatial_keypoints else None
         num_cond = cfg.num_action_queries + (cfg.vision.num_cameras if self.keypoints is not None else 0)
         self.head = build_action_head(cfg.action_head, cfg.dim, num_cond)
-        # Auxiliary, training only: where the episode ends, read from all the head's inputs at once.
-        self.goal_head = nn.Linear(num_cond * cfg.dim, cfg.state_dim) if cfg.goal_loss_weight else None
+        # Auxiliary, training only: where the episode ends, read from all the head's inputs at once,
+        # or (goal_from: keypoint) from the agent camera's first keypoint, the state and the instruction.
+        self.goal_head = None
+        if cfg.goal_loss_weight:
+            goal_in = (num_cond * cfg.dim if cfg.goal_from == "head_inputs"
+                       else 2 + cfg.state_dim + cfg.dim)
+            self.goal_head = nn.Linear(goal_in, cfg.state_dim)
         align = cfg.geometry_alignment
         self.alignment = (GeometryAlignment(align, cfg.dim, geometry_teacher, random_weights)
                           if align.enabled else None)
@@ -139,34 +145,41 @@ class VLAModel(nn.Module):
     def head_inputs(self, inputs: FusionInputs) -> torch.Tensor:
         """Fused tokens -> what the action head reads: the action-query outputs [B, Q, D], followed
         by one keypoint token per camera slot [B, V_max, D] when model.spatial_keypoints > 0."""
-        return self._with_keypoints(self.backbone(inputs), inputs)
+        return self._with_keypoints(self.backbone(inputs), self._keypoints(inputs))
 
-    def _with_keypoints(self, cond: torch.Tensor, inputs: FusionInputs) -> torch.Tensor:
+    def _keypoints(self, inputs: FusionInputs) -> Optional[torch.Tensor]:
+        """[B, V, K, 2] keypoints of the cameras in the batch, or None without model.spatial_keypoints."""
         if self.keypoints is None:
+            return None
+        return self.keypoints.keypoints(inputs.vision, inputs.grid, inputs.num_cameras)  # [B, V, K, 2]
+
+    def _with_keypoints(self, cond: torch.Tensor, points: Optional[torch.Tensor]) -> torch.Tensor:
+        if points is None:
             return cond
-        points = self.keypoints(inputs.vision, inputs.grid, inputs.num_cameras)  # [B, V, D]
-        missing = self.cfg.vision.num_cameras - inputs.num_cameras  # a batch may carry fewer cameras
+        tokens = self.keypoints.to_token(points.flatten(2))  # [B, V, D]
+        missing = self.cfg.vision.num_cameras - points.shape[1]  # a batch may carry fewer cameras
         if missing:
-            points = torch.cat([points, points.new_zeros(points.shape[0], missing, points.shape[2])], dim=1)
-        return torch.cat([cond, points], dim=1)  # [B, Q + V_max, D]
+            tokens = torch.cat([tokens, tokens.new_zeros(tokens.shape[0], missing, tokens.shape[2])], dim=1)
+        return torch.cat([cond, tokens], dim=1)  # [B, Q + V_max, D]
 
     # ---------------------------------------------------------------- API
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         """Training: batch with actions -> (scalar loss, metrics of detached tensors)."""
         self._check_batch(batch, training=True)
         inputs = self.fusion_inputs(batch)
+        points = self._keypoints(inputs)  # [B, V, K, 2] or None
         align_loss = None
         if self.geometry_teacher is None:
-            cond = self.head_inputs(inputs)  # [B, Q (+ V_max), D]
+            queries = self.backbone(inputs)  # [B, Q, D]
         else:
             queries, student = self.backbone.run(inputs, self.cfg.geometry_alignment.student_layer)
-            cond = self._with_keypoints(queries, inputs)  # [B, Q (+ V_max), D]
             align_loss = self.alignment.loss(student, inputs.grid, inputs.images, batch.get("row"))
+        cond = self._with_keypoints(queries, points)  # [B, Q (+ V_max), D]
         pad_mask = batch["action_pad_mask"].bool()  # [B, T]
         loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
         parts = {}  # auxiliary losses: name -> (weight, loss)
         if self.goal_head is not None:
-            parts["goal_loss"] = (self.cfg.goal_loss_weight, self._goal_loss(cond, batch))
+            parts["goal_loss"] = (self.cfg.goal_loss_weight, self._goal_loss(cond, points, inputs, batch))
         if align_loss is not None:
             parts["align_loss"] = (self.cfg.geometry_alignment.weight, align_loss)
         if parts:
@@ -175,7 +188,8 @@ class VLAModel(nn.Module):
             loss = loss + weight * part
         return loss, {"loss": loss.detach(), **metrics}
 
-    def _goal_loss(self, cond: torch.Tensor, batch: dict) -> torch.Tensor:
+    def _goal_loss(self, cond: torch.Tensor, points: Optional[torch.Tensor], inputs: FusionInputs,
+                   batch: dict) -> torch.Tensor:
         """L1 between the predicted and the episode's last state (normalised), mean over dims."""
         goal = batch.get("goal_state")
         if goal is None:
@@ -185,7 +199,14 @@ class VLAModel(nn.Module):
         if goal.shape != (cond.shape[0], self.cfg.state_dim):
             raise ValueError(f"batch['goal_state'] must be [B, model.state_dim={self.cfg.state_dim}], "
                              f"got {tuple(goal.shape)}")
-        pred = self.goal_head(cond.flatten(1))  # [B, S]
+        if self.cfg.goal_from == "head_inputs":
+            features = cond.flatten(1)  # [B, (Q + V_max) * D]
+        else:
+            point = points[:, 0, 0]  # [B, 2]: the first camera's first keypoint
+            keep = inputs.language_mask.unsqueeze(-1).to(inputs.language.dtype)  # [B, L, 1]
+            language = (inputs.language * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # [B, D]
+            features = torch.cat([point, batch["state"].to(point.dtype), language.to(point.dtype)], dim=1)  # [B, 2+S+D]
+        pred = self.goal_head(features)  # [B, S]
         return (pred.float() - goal.float()).abs().mean()
 
     @torch.no_grad()

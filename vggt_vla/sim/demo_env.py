@@ -88,6 +88,11 @@ class DemoEnv:
 
     # ----------------------------------------------------------------------------------------
     def reset(self, seed: Optional[int] = None) -> dict:
+        self.draw_scene(seed)
+        return self.observation()
+
+    def draw_scene(self, seed: Optional[int] = None) -> None:
+        """reset without rendering: the scene, the gripper and the instruction drawn from `seed`."""
         rng = np.random.default_rng(seed)
         self.task = self.task_types[rng.integers(len(self.task_types))]
         combos = [(c, s) for c in COLORS for s in SHAPES]
@@ -105,7 +110,7 @@ class DemoEnv:
                 positions.append(p)
         self.objects = [SceneObject(*combos[i], pos=p) for i, p in zip(picks, positions)]
         self.target = int(rng.integers(self.num_objects))
-        self.start = self.objects[self.target].pos.copy()
+        self.target_start = self.objects[self.target].pos.copy()  # not `start`: that is the protocol method
         if self.task == "push":
             self.direction_name = list(DIRECTIONS)[rng.integers(len(DIRECTIONS))]
             self.direction = np.array(DIRECTIONS[self.direction_name])
@@ -115,9 +120,13 @@ class DemoEnv:
             self.instruction = f"move to the {self.objects[self.target].name}"
         self.steps = 0
         self.success = False
-        return self.observation()
 
     def step(self, action) -> tuple[dict, bool]:
+        self.move(action)
+        return self.observation(), self.success
+
+    def move(self, action) -> None:
+        """step without rendering: move the gripper, shove what it touches, update `success`."""
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[:2], -1.0, 1.0)
         self.gripper = np.clip(self.gripper + a * STEP, -BOUND, BOUND)
         for obj in self.objects:  # the gripper shoves whatever it overlaps out of its way
@@ -134,7 +143,16 @@ class DemoEnv:
                     self.gripper = obj.pos + (delta / d if d > 1e-9 else -normal) * reach
         self.steps += 1
         self.success = self.success or self._solved()
-        return self.observation(), self.success
+
+    def snapshot(self) -> np.ndarray:
+        """Everything that moves: the gripper and each object's position, [1 + num_objects, 2]."""
+        return np.stack([self.gripper] + [obj.pos for obj in self.objects])
+
+    def restore(self, snapshot: np.ndarray) -> None:
+        """Put the gripper and the objects back where `snapshot` saw them (to render that frame)."""
+        self.gripper = snapshot[0].copy()
+        for obj, pos in zip(self.objects, snapshot[1:]):
+            obj.pos = pos.copy()
 
     @property
     def done(self) -> bool:
@@ -144,7 +162,7 @@ class DemoEnv:
         obj = self.objects[self.target]
         if self.task == "reach":
             return float(np.linalg.norm(obj.pos - self.gripper)) <= OBJECT_R + GRIPPER_R + 0.02
-        return float(np.dot(obj.pos - self.start, self.direction)) >= PUSH_DISTANCE
+        return float(np.dot(obj.pos - self.target_start, self.direction)) >= PUSH_DISTANCE
 
     # ---------------------------------------------------------------- the closed-loop protocol
     def start(self, episode: Episode) -> dict:
@@ -153,10 +171,14 @@ class DemoEnv:
     def tags(self) -> dict[str, str]:
         """The instruction type, and whether another object shares the target's colour (then
         only its shape tells it apart)."""
-        target = self.objects[self.target]
-        shared = any(o.color == target.color for o in self.objects if o is not target)
         return {"instruction": self.task if self.direction_name is None else f"{self.task} {self.direction_name}",
-                "target colour": "shared with another object" if shared else "unique"}
+                "target colour": "shared with another object" if self.target_colour_shared() else "unique"}
+
+    def target_colour_shared(self) -> bool:
+        """Another object has the target's colour: only the shape word tells them apart (2 scenes
+        in 7 with 3 objects)."""
+        target = self.objects[self.target]
+        return any(o.color == target.color for o in self.objects if o is not target)
 
     def video_frame(self) -> np.ndarray:
         obs = self.observation()

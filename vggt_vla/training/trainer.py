@@ -129,6 +129,15 @@ class Trainer:
             normalizer = checkpoint_normalizer(self.resume_ckpt, cfg)
         datasets = build_datasets(cfg, normalizer, progress=self.progress)
         self.train_set, self.val_set, self.normalizer = datasets
+        if cfg.data.live_expert:  # new scenes every step; the dataset keeps validation and statistics
+            from vggt_vla.recording import LiveDemoFrames
+
+            self.train_set = LiveDemoFrames(t.max_steps * t.batch_size * t.accumulation_steps
+                                            * self.accelerator.num_processes,
+                                            chunk_size=cfg.model.action_head.chunk_size,
+                                            transform=self.train_set.transform, normalizer=self.normalizer,
+                                            seed=t.seed, image_size=cfg.sim.camera_size or 128,
+                                            shared_colour=cfg.data.live_shared_colour)
 
         model = VLAModel(cfg.model, geometry_teacher=cfg.model.geometry_alignment.enabled)
         if t.gradient_checkpointing:
