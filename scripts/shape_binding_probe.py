@@ -60,8 +60,9 @@ class Scenes:
         env = self.env
         env.reset(seed=seed)
         first, second = env.objects[:2]
-        for extra in env.objects[2:]:  # a third object keeps a colour of its own and is never named
+        if len(env.objects) > 2:  # the named object is one of the first two
             env.target = seed % 2
+        for extra in env.objects[2:]:  # a third object keeps a colour of its own
             if extra.color == first.color:
                 extra.color = next(c for c in demo_env.COLORS if c != first.color)
         if self.control == "shape":  # same colour, the other shape: only the shape word decides

@@ -2,7 +2,7 @@
 
     python scripts/make_demo_dataset.py --out data/demo                    # make_demo_dataset
     python scripts/generate_libero_demos.py --tasks 0,1 --out data/ls01   # generate_libero_demos
-    train_vla.py --config demo --set data.live_expert=true                 # LiveDemoFrames (no disk)
+    python scripts/train_vla.py --config demo --set data.live_expert=true  # LiveDemoFrames (no disk)
 
 It sits above vggt_vla.data (the writers) and vggt_vla.sim (the envs and experts), which never
 import each other. Both recorders run a scripted expert, keep the episodes it solved, record the

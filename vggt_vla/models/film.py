@@ -17,6 +17,12 @@ import torch
 import torch.nn as nn
 
 
+def pool_instruction(language: torch.Tensor, language_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of the instruction's real tokens: language [B, L, D], mask [B, L] (True = real) -> [B, D]."""
+    keep = language_mask.unsqueeze(-1).to(language.dtype)  # [B, L, 1]
+    return (language * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # [B, D]
+
+
 class LanguageFiLM(nn.Module):
     def __init__(self, dim: int):
         super().__init__()
@@ -27,7 +33,6 @@ class LanguageFiLM(nn.Module):
 
     def forward(self, vision: torch.Tensor, language: torch.Tensor, language_mask: torch.Tensor) -> torch.Tensor:
         """vision [B, N, D], language [B, L, D], language_mask [B, L] (True = real) -> [B, N, D]."""
-        keep = language_mask.unsqueeze(-1).to(language.dtype)  # [B, L, 1]
-        pooled = (language * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # [B, D]
+        pooled = pool_instruction(language, language_mask)  # [B, D]
         scale, shift = self.to_scale_shift(self.norm(pooled)).chunk(2, dim=-1)  # [B, D] each
         return vision * (1.0 + scale[:, None, :]) + shift[:, None, :]  # [B, N, D]

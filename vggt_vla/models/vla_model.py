@@ -33,7 +33,7 @@ import torch.nn as nn
 
 from vggt_vla.config import ModelConfig
 from vggt_vla.models.action_head import build_action_head
-from vggt_vla.models.film import LanguageFiLM
+from vggt_vla.models.film import LanguageFiLM, pool_instruction
 from vggt_vla.models.geometry import GeometryAlignment
 from vggt_vla.models.keypoints import SpatialKeypoints
 from vggt_vla.models.language_encoder import LanguageEncoder
@@ -203,8 +203,7 @@ class VLAModel(nn.Module):
             features = cond.flatten(1)  # [B, (Q + V_max) * D]
         else:
             point = points[:, 0, 0]  # [B, 2]: the first camera's first keypoint
-            keep = inputs.language_mask.unsqueeze(-1).to(inputs.language.dtype)  # [B, L, 1]
-            language = (inputs.language * keep).sum(1) / keep.sum(1).clamp_min(1.0)  # [B, D]
+            language = pool_instruction(inputs.language, inputs.language_mask)  # [B, D]
             features = torch.cat([point, batch["state"].to(point.dtype), language.to(point.dtype)], dim=1)  # [B, 2+S+D]
         pred = self.goal_head(features)  # [B, S]
         return (pred.float() - goal.float()).abs().mean()
