@@ -10,8 +10,8 @@ from vggt_vla.constants import ACTION_KEY
 from vggt_vla.recording import make_demo_dataset
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.writer import available_av1_encoder
-from vggt_vla.sim.demo_env import (CAMERA_KEYS, COLORS, EVAL_SEEDS, SHAPES, STATE_KEY, DemoEnv, random_action,
-                                   rollout, scripted_action, success_rate)
+from vggt_vla.sim.demo_env import (CAMERA_KEYS, COLORS, EVAL_SEEDS, SHAPES, STATE_KEY, DemoEnv, _clip, _norm,
+                                   random_action, rollout, scripted_action, success_rate)
 
 
 def test_observation_format():
@@ -70,6 +70,16 @@ def test_wrist_camera_follows_the_gripper():
     # the agent view only changes around the gripper (objects were not touched: they're away from it)
     changed = np.argwhere((first[CAMERA_KEYS[0]] != moved[CAMERA_KEYS[0]]).any(-1))
     assert 0 < len(changed) < 0.1 * 128 * 128
+
+
+def test_the_physics_helpers_give_numpys_exact_values():
+    # DemoEnv.move and the expert use _norm / _clip for speed; a recorded dataset must not change.
+    rng = np.random.default_rng(0)
+    vectors = np.concatenate([rng.normal(size=(5000, 2)) * rng.uniform(0, 3, size=(5000, 1)),
+                              [[0.0, 0.0], [1e-300, 0.0], [np.nan, 0.5], [np.inf, 1.0]]])
+    for v in vectors:
+        assert np.array_equal(_norm(v), np.linalg.norm(v), equal_nan=True), v
+        assert np.array_equal(_clip(v, -0.95, 0.95), np.clip(v, -0.95, 0.95), equal_nan=True), v
 
 
 @pytest.fixture(scope="module")
@@ -138,10 +148,10 @@ def test_demo_video_dataset(tmp_path):
 
 
 def test_live_demo_frames_are_new_scenes_in_the_datasets_format_and_mix(demo):
-    """data.live_expert's items: FrameDataset's keys, shapes and dtypes; the same item for the same
-    (seed, index) and a new scene otherwise; frames drawn in proportion to episode length, so push
+    """data.live_expert's items: FrameDataset's keys, shapes and dtypes; the same items for the same
+    seed and new scenes otherwise; every frame_stride-th frame of each scene, each once, so push
     frames are as common as in a recorded dataset (~0.63, not the 0.5 of one frame per episode);
-    and the scene mix that data.live_shared_colour asks for."""
+    items rendered from the scene they name; and the scene mix that data.live_shared_colour asks for."""
     from vggt_vla.data.dataset import FrameDataset
     from vggt_vla.data.normalize import Normalizer
     from vggt_vla.data.transforms import ImageTransform
@@ -150,33 +160,54 @@ def test_live_demo_frames_are_new_scenes_in_the_datasets_format_and_mix(demo):
     _, source = demo
     normalizer = Normalizer.from_stats(source.stats("mean_std"), "mean_std", [ACTION_KEY, STATE_KEY])
     recorded = FrameDataset(source, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer)
-    live = LiveDemoFrames(1000, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer, seed=3)
+
+    def frames(length, **kwargs):
+        return LiveDemoFrames(length, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer, **kwargs)
+
+    live = frames(1000, seed=3)
     want, got = recorded[0], live[0]
     assert set(got) == set(want) - {"row"}
     for key, value in want.items():
         if isinstance(value, torch.Tensor):
             assert got[key].shape == value.shape and got[key].dtype == value.dtype, key
-    again = live[0]
+    again = frames(1000, seed=3)[0]
     assert all(torch.equal(got[k], again[k]) for k in ("images", "actions", "state", "goal_state"))
-    other_seed = LiveDemoFrames(1000, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer, seed=4)
-    assert not torch.equal(other_seed[0]["images"], got["images"])
+    assert not torch.equal(frames(1000, seed=4)[0]["images"], got["images"])
+    assert len(live) == 1000 and len(set(live.items)) == 1000  # no frame twice
+    per_scene = np.bincount([scene for scene, _ in live.items])
+    assert 150 < len(live.scenes) < 400 and per_scene.max() <= 80 // 4 + 1  # ~27 / 4 frames a scene
+    by_scene = {}
+    for scene, t in live.items:
+        by_scene.setdefault(scene, []).append(t)
+    assert {int(d) for ts in by_scene.values() for d in np.diff(ts)} == {4}
+    assert {ts[0] for ts in by_scene.values()} == {0, 1, 2, 3}  # a random offset per scene
     items = [live[i] for i in range(len(live))]
-    assert len({it["images"].numpy().tobytes() for it in items}) == len(items)  # no frame twice
+    assert len({it["images"].numpy().tobytes() for it in items}) == len(items)
     actions = np.stack([normalizer.unnormalize(ACTION_KEY, it["actions"].numpy()) for it in items])  # [N, T, 7]
     assert np.abs(actions).max() <= 1 + 1e-5 and np.allclose(actions[..., 6], -1.0, atol=1e-5)  # the expert's
     push = np.mean([it["instruction"].startswith("push") for it in items])
-    env, rng, frames, pushes = DemoEnv(), np.random.default_rng(0), 0, 0
+    env, rng, steps_all, pushes = DemoEnv(), np.random.default_rng(0), 0, 0
     for seed in range(1000):  # a recorded dataset's mix: the frames of episodes 0..999 (~0.63)
         steps = len(demo_expert_path(env, seed, rng, DEMO_NOISE)[ACTION_KEY])
-        frames, pushes = frames + steps, pushes + steps * (env.task == "push")
-    assert abs(push - pushes / frames) < 0.06, (push, pushes / frames)  # one frame per episode: ~0.5
+        steps_all, pushes = steps_all + steps, pushes + steps * (env.task == "push")
+    assert abs(push - pushes / steps_all) < 0.06, (push, pushes / steps_all)  # one frame per episode: ~0.5
+    # an item shows its scene at its frame: the gripper drawn where the item's state says
+    scene, t = live.items[7]
+    env.draw_scene(live.scenes[scene]["seed"])
+    env.restore(live.scenes[scene]["snapshot"][t])
+    assert np.array_equal(ImageTransform(32).cameras([env.observation()[k] for k in CAMERA_KEYS]), items[7]["images"])
+    state = normalizer.unnormalize(STATE_KEY, items[7]["state"].numpy())
+    assert np.allclose(state[:2], env.gripper, atol=1e-5)
 
-    def shared(frames: LiveDemoFrames, i: int) -> bool:  # item i's scene, read off the env that drew it
-        frames[i]
-        return frames.env.target_colour_shared()
+    def shared_share(dataset: LiveDemoFrames) -> float:
+        kinds = []
+        for scene in dataset.scenes:
+            env.draw_scene(scene["seed"])
+            kinds.append(env.target_colour_shared())
+        return float(np.mean(kinds))
 
-    assert 0.2 < np.mean([shared(live, i) for i in range(300)]) < 0.36  # the env's own mix: 2 in 7
-    for fraction in (0.0, 1.0):
-        mixed = LiveDemoFrames(30, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer,
-                               shared_colour=fraction)
-        assert all(shared(mixed, i) == bool(fraction) for i in range(30))
+    assert 0.2 < shared_share(live) < 0.36  # the env's own mix: 2 in 7
+    assert shared_share(frames(60, shared_colour=0.0)) == 0.0
+    assert shared_share(frames(60, shared_colour=1.0)) == 1.0
+    with pytest.raises(ValueError, match="frame_stride"):
+        frames(10, frame_stride=0)

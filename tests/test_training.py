@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -55,7 +56,8 @@ def test_resume_is_exact(tiny_qwen3, demo_dataset, tmp_path):
 
 
 def test_live_expert_training_resumes_exactly_on_new_scenes(tiny_qwen3, demo_dataset, tmp_path):
-    """data.live_expert: every frame a new scene, and a resumed run sees the same frames."""
+    """data.live_expert: new scenes, a resumed run sees the same frames, and the data.live_* settings
+    reach the loader."""
     from vggt_vla.config import ConfigError
     from vggt_vla.data.loader import split_episodes
     from vggt_vla.recording import LiveDemoFrames
@@ -84,6 +86,18 @@ def test_live_expert_training_resumes_exactly_on_new_scenes(tiny_qwen3, demo_dat
                      sim=live["sim"])
     with pytest.raises(ConfigError, match="set live_expert: true"):
         train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_shared_colour": 0.5})
+    # the loader gets the config's stride and noise: the same scenes, driven along other paths
+    tuned = {"live_expert": True, "live_frame_stride": 2, "live_noise_correlation": 0.8}
+    other = Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path / "tuned", data=tuned, sim=live["sim"]),
+                    progress=False).train_set
+    first, second = trainer.train_set.scenes[0], other.scenes[0]
+    assert first["seed"] == second["seed"] and not np.array_equal(first["snapshot"], second["snapshot"])
+    assert {t2 - t1 for (s1, t1), (s2, t2) in zip(other.items, other.items[1:]) if s1 == s2} == {2}
+    for bad, message in (({"live_action_noise": -0.1}, "live_action_noise must be >= 0"),
+                         ({"live_noise_correlation": 1.0}, r"live_noise_correlation must be in \[0, 1\)"),
+                         ({"live_frame_stride": 0}, "live_frame_stride must be >= 1")):
+        with pytest.raises(ConfigError, match=message):
+            train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_expert": True, **bad}, sim=live["sim"])
 
 
 def losses_of(trainer: Trainer) -> dict:

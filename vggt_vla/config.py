@@ -429,13 +429,25 @@ class DataConfig:
     val_fraction: float = 0.1
     # Seed of the episode shuffle that picks the validation episodes.
     split_seed: int = 0
-    # Train on live demonstrations instead of the dataset's episodes: every training frame comes
-    # from a new scene of sim.name that the scripted expert solves as training runs
-    # (recording.LiveDemoFrames), with the recipe's action noise. The dataset still gives the
-    # normalisation statistics and the validation episodes. Only the demo simulator is fast
-    # enough (~4 ms a frame); its policy then never sees a scene twice and cannot learn scenes by
-    # heart (ARCHITECTURE_ANALYSIS.md section 7). Needs train.max_steps.
+    # Train on live demonstrations instead of the dataset's episodes: when training starts, the
+    # scripted expert of sim.name solves new scenes, with the recipe's action noise, until they hold
+    # one epoch of train.max_steps batches (recording.LiveDemoFrames); frames are rendered as they
+    # are loaded. The dataset still gives the normalisation statistics and the validation episodes.
+    # Only the demo simulator is fast enough (~0.5 ms an episode); its policy then sees ~11,000
+    # scenes in 2,200 steps instead of learning 1,000 by heart (ARCHITECTURE_ANALYSIS.md section 7).
+    # Needs train.max_steps.
     live_expert: bool = False
+    # data.live_expert: every n-th frame of each scene's episode, from a random offset, is a
+    # training item (~27 / n items a scene). 1 uses every frame (fewest scenes, least simulation).
+    live_frame_stride: int = 4
+    # data.live_expert: the noise added to the expert's executed (dx, dy) while its own action is
+    # recorded: n_t = live_noise_correlation * n_(t-1) + N(0, live_action_noise^2). Correlated noise
+    # drifts the gripper off the expert's path for several steps (it arrives off-centre, passes
+    # the object), and the recorded actions show the way back: the recoveries a policy needs when
+    # its own errors take it there (DART-style). With 0.8 the demo's pushes went from 71-96% to
+    # 96-100% (ARCHITECTURE_ANALYSIS.md section 7).
+    live_action_noise: float = 0.3
+    live_noise_correlation: float = 0.0
     # data.live_expert: the fraction of live scenes in which another object has the target's
     # colour, so that only the shape word says which is meant (null: the env's own 2 in 7). The
     # shape word's training signal comes from these scenes alone. Validation and evaluation keep
@@ -482,6 +494,10 @@ class DataConfig:
         _check(0.0 <= self.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _check_positive("data.prefetch_factor", self.prefetch_factor)
+        _check(self.live_frame_stride >= 1, f"data.live_frame_stride must be >= 1, got {self.live_frame_stride}")
+        _check(self.live_action_noise >= 0, f"data.live_action_noise must be >= 0, got {self.live_action_noise}")
+        _check(0 <= self.live_noise_correlation < 1,
+               f"data.live_noise_correlation must be in [0, 1), got {self.live_noise_correlation}")
         _check(self.live_shared_colour is None or 0.0 <= self.live_shared_colour <= 1.0,
                f"data.live_shared_colour must be in [0, 1] or null, got {self.live_shared_colour}")
         _check(self.live_shared_colour is None or self.live_expert,

@@ -129,15 +129,22 @@ class Trainer:
             normalizer = checkpoint_normalizer(self.resume_ckpt, cfg)
         datasets = build_datasets(cfg, normalizer, progress=self.progress)
         self.train_set, self.val_set, self.normalizer = datasets
-        if cfg.data.live_expert:  # new scenes every step; the dataset keeps validation and statistics
+        if cfg.data.live_expert:  # new scenes, simulated now; the dataset keeps validation and statistics
             from vggt_vla.recording import LiveDemoFrames
 
+            started = time.perf_counter()
             self.train_set = LiveDemoFrames(t.max_steps * t.batch_size * t.accumulation_steps
                                             * self.accelerator.num_processes,
                                             chunk_size=cfg.model.action_head.chunk_size,
                                             transform=self.train_set.transform, normalizer=self.normalizer,
                                             seed=t.seed, image_size=cfg.sim.camera_size or 128,
-                                            shared_colour=cfg.data.live_shared_colour)
+                                            shared_colour=cfg.data.live_shared_colour,
+                                            frame_stride=cfg.data.live_frame_stride,
+                                            noise=cfg.data.live_action_noise,
+                                            noise_correlation=cfg.data.live_noise_correlation)
+            if self.is_main:
+                log.info("live demonstrations: %d new scenes simulated in %.1f s", len(self.train_set.scenes),
+                         time.perf_counter() - started)
 
         model = VLAModel(cfg.model, geometry_teacher=cfg.model.geometry_alignment.enabled)
         if t.gradient_checkpointing:
