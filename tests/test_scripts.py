@@ -35,6 +35,14 @@ def test_test_model_prints_the_report(tmp_path, tiny_qwen3):
     assert (tmp_path / "r.json").exists()
 
 
+def test_test_model_runs_a_config_with_the_goal_loss(tmp_path, tiny_qwen3):
+    # The demo recipe trains with the goal loss, which needs batch["goal_state"] in the report's batch.
+    out = run("scripts/test_model.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)), "--set",
+              "model.goal_loss_weight=8", "--set", "model.spatial_keypoints=4", "--set", "model.goal_from=keypoint")
+    assert out.returncode == 0, out.stderr
+    assert "goal" in out.stdout and "TOTAL" in out.stdout
+
+
 def test_test_model_rejects_a_config_typo(tmp_path, tiny_qwen3):
     out = run("scripts/test_model.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)),
               "--set", "model.dimm=3")

@@ -68,6 +68,7 @@ def dummy_batch(cfg: Config, batch_size: int = 2, device="cpu", seed: int = 0,
     }
     if m.state_dim > 0:
         batch["state"] = torch.randn(batch_size, m.state_dim, generator=g)
+        batch["goal_state"] = torch.randn(batch_size, m.state_dim, generator=g)  # model.goal_loss_weight
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
