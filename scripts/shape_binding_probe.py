@@ -18,6 +18,8 @@ scenes (seeds 500000..) score it. Two targets:
 
 --control colour makes the two objects differ in colour instead (same shape), the easy case.
 Units are the env's raw ones (table in [-1, 1]); the policy's dataset normalisation is not used.
+The model is the demo config's with the linear patchify and no goal loss (BASE_MODEL, what the
+recipe was when the probe was written); --set adds what a run tests.
 
     python scripts/shape_binding_probe.py --target keypoint --steps 600 --set model.vision.patch_stem=linear_pool
     python scripts/shape_binding_probe.py --target action --steps 1000 \\
@@ -45,6 +47,11 @@ from vggt_vla.models.vla_model import VLAModel  # noqa: E402
 from vggt_vla.sim import demo_env  # noqa: E402
 
 VAL_SEEDS = range(500_000, 500_200)
+
+# The probe's model before --set: configs/train_demo.yaml's, with these three at their defaults
+# (the demo recipe has since adopted them), so the rows of ARCHITECTURE_ANALYSIS.md section 7 keep
+# their meaning.
+BASE_MODEL = ["model.vision.patch_stem=linear", "model.goal_loss_weight=0", "model.goal_from=head_inputs"]
 
 
 class Scenes:
@@ -137,7 +144,7 @@ def main() -> None:
                         help="override the demo config (repeatable), e.g. model.vision.patch_stem=linear_pool")
     args = parser.parse_args()
     try:
-        cfg = load_config("demo", overrides=args.set)
+        cfg = load_config("demo", overrides=[*BASE_MODEL, *args.set])
         if args.steps < 1:
             raise ConfigError(f"--steps={args.steps}: train at least 1 step")
         if args.target == "keypoint" and not cfg.model.spatial_keypoints:

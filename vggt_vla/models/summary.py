@@ -109,6 +109,8 @@ def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
     else:
         rows.append(("backbone", *count(model.backbone)))
     rows.append(("head", *count(model.head)))
+    if model.goal_head is not None:
+        rows.append(("goal_head (train)", *count(model.goal_head)))
     if model.alignment is not None:
         rows.append(("alignment.projector (train)", *count(model.alignment.projector)))
     teacher = (0, 0)  # training only: the policy is built without it
