@@ -52,7 +52,8 @@ def test_yaml_file_path(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("model.dim=770", "model.dim=770 is not divisible by simple_backbone.num_heads=12"),
-    ("model.vision.patch_size=15", "image_size=224 is not a multiple of vision.patch_size=15"),
+    ("model.vision.patch_size=18", "image_size=224 is not a multiple of vision.patch_size=18"),
+    ("model.vision.patch_size=15", "linear_pool pools 2x2 first, so vision.patch_size must be even, got 15"),
     ("model.simple_backbone.grid_connectivity=6", "grid_connectivity=6 is not valid"),
     ("model.simple_backbone.graph_type=knn", "graph_type"),
     ("model.action_head.type=diffusion", "action_head.type"),

@@ -430,11 +430,11 @@ class DataConfig:
     # Seed of the episode shuffle that picks the validation episodes.
     split_seed: int = 0
     # Train on live demonstrations instead of the dataset's episodes: when training starts, the
-    # scripted expert of sim.name solves new scenes, with the recipe's action noise, until they hold
+    # scripted expert of sim.name solves new scenes, with data.live_action_noise, until they hold
     # one epoch of train.max_steps batches (recording.LiveDemoFrames); frames are rendered as they
     # are loaded. The dataset still gives the normalisation statistics and the validation episodes.
-    # Only the demo simulator is fast enough (~0.5 ms an episode); its policy then sees ~11,000
-    # scenes in 2,200 steps instead of learning 1,000 by heart (ARCHITECTURE_ANALYSIS.md section 7).
+    # Only the demo simulator is fast enough (~0.5 ms an episode); the demo recipe then sees ~10,000
+    # scenes in 2,400 steps instead of learning 1,000 by heart (ARCHITECTURE_ANALYSIS.md section 7).
     # Needs train.max_steps.
     live_expert: bool = False
     # data.live_expert: every n-th frame of each scene's episode, from a random offset, is a

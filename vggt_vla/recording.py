@@ -162,16 +162,18 @@ LIVE_SEED = 4_242
 class LiveDemoFrames(torch.utils.data.Dataset):
     """Training items (FrameDataset's format) from new scripted-expert episodes of the demo env.
 
-    On construction the expert, with the recipe's action noise, solves new scenes (simulated only,
+    On construction the expert, with action noise on what it executes, solves new scenes (simulated only,
     ~0.5 ms an episode) until they hold `length` items: from each episode, every
     `frame_stride`-th frame from a random offset. Frames thus come from episodes in proportion to
     their length, as from a recorded dataset, and a scene gives ~27 / frame_stride items, each used
     once (the sampler spreads them over the run). An item is rendered when it is loaded (~0.4 ms).
-    A run of 2,200 steps of 32 frames, stride 4, sees ~11,000 scenes in ~6 s of simulation; a
-    1,000-episode dataset shows each of its scenes ~70 times in that run and is learnt by heart.
+    The demo recipe's 2,400 steps of 32 frames, stride 4, see ~9,800 scenes (~9 s of simulation);
+    a 1,000-episode dataset would show each of its scenes ~75 times and is learnt by heart.
 
     length: items per epoch (the trainer asks for one epoch of max_steps batches).
     normalizer: the recorded dataset's statistics, so live and recorded frames share their units.
+    noise, noise_correlation: n_t = noise_correlation * n_(t-1) + N(0, noise^2) is added to the
+    executed (dx, dy); the expert's own action is recorded (data.live_action_noise / _correlation).
     shared_colour: the fraction of scenes in which another object has the target's colour (only
     the shape word tells them apart); None keeps the env's own mix (2 in 7). A scene of the drawn
     kind is found by redrawing it (~30 us a draw).
