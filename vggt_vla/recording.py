@@ -166,7 +166,7 @@ class LiveDemoFrames(torch.utils.data.Dataset):
     ~0.5 ms an episode) until they hold `length` items: from each episode, every
     `frame_stride`-th frame from a random offset. Frames thus come from episodes in proportion to
     their length, as from a recorded dataset, and a scene gives ~27 / frame_stride items, each used
-    once (the sampler spreads them over the run). An item is rendered when it is loaded (~0.4 ms).
+    once (the sampler spreads them over the run). An item is rendered when it is loaded (~0.2 ms).
     The demo recipe's 2,400 steps of 32 frames, stride 4, see ~9,800 scenes (~9 s of simulation);
     a 1,000-episode dataset would show each of its scenes ~75 times and is learnt by heart.
 
