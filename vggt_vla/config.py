@@ -633,11 +633,11 @@ class Config:
             _check(self.sim.name == "demo",
                    f"data.live_expert records live demonstrations in the demo simulator, but sim.name is "
                    f"{self.sim.name!r}; set sim.name: demo or data.live_expert: false (LIBERO's expert is "
-                   f"far too slow to make a scene per training frame: record a dataset instead)")
+                   f"far too slow to simulate a run's scenes when training starts: record a dataset instead)")
             _check(bool(self.train.max_steps), "data.live_expert draws one epoch of train.max_steps batches; "
                                                "set train.max_steps")
             _check(not self.train.cache_features, "train.cache_features caches features by dataset frame, "
-                                                  "but data.live_expert frames are new every step; drop one")
+                                                  "but data.live_expert frames are not the dataset's; drop one")
         if self.train.cache_features:
             v = self.model.vision
             frozen_tower = v.use_vision_tower and v.freeze_vision_tower and self.model.uses_vision_encoder

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from vggt_vla.constants import ACTION_KEY, ACTION_NAMES, CAMERA_KEYS, STATE_KEY
+from vggt_vla.data.dataset import chunk_rows
 from vggt_vla.data.libero_hdf5 import LiberoHDF5Writer
 from vggt_vla.data.writer import LeRobotWriter, available_av1_encoder
 from vggt_vla.parallel import map_jobs
@@ -218,14 +219,13 @@ class LiveDemoFrames(torch.utils.data.Dataset):
         self.env.draw_scene(scene["seed"])
         frame = render_demo_frame(self.env, scene["snapshot"][t])
         state, action = scene[STATE_KEY], scene[ACTION_KEY]  # [E, S], [E, A]
-        end = len(action)
-        rows = np.arange(t, t + self.chunk_size)  # [T]
+        chunk, pad = chunk_rows(t, len(action), self.chunk_size)  # [T], [T]
         return {
             "images": self.transform.cameras([frame[k] for k in CAMERA_KEYS]),  # [V, 3, S, S]
             "instruction": scene["instruction"],
             "state": torch.from_numpy(state[t].copy()),  # [S]
-            "actions": torch.from_numpy(action[np.minimum(rows, end - 1)]),  # [T, A]
-            "action_pad_mask": torch.from_numpy(rows >= end),  # [T] bool, True = padded
+            "actions": torch.from_numpy(action[chunk]),  # [T, A]
+            "action_pad_mask": torch.from_numpy(pad),  # [T] bool, True = padded
             "goal_state": torch.from_numpy(state[-1].copy()),  # [S]: where the episode ends
         }
 

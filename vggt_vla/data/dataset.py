@@ -48,7 +48,6 @@ class FrameDataset(Dataset):
             if source.state_key and source.state_dim:
                 self._state = normalizer.normalize(source.state_key, source.state).astype(np.float32)
             self._action = normalizer.normalize(source.action_key, source.action).astype(np.float32)
-        self._offsets = np.arange(self.chunk_size)  # [T]
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -57,18 +56,12 @@ class FrameDataset(Dataset):
         """One past the last row of `row`'s episode."""
         return int(self.source.ep_end[self.source.row_episode[row]])
 
-    def _chunk_rows(self, row: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows of the T actions from `row` on, clamped to the episode, and the pad mask."""
-        end = self._episode_end(row)
-        rows = row + self._offsets  # [T]
-        pad = rows >= end  # [T]
-        return np.minimum(rows, end - 1), pad
-
     def __getitem__(self, i: int) -> dict:
         row = int(self.rows[i])
         src = self.source
-        chunk, pad = self._chunk_rows(row)
-        last = self._episode_end(row) - 1
+        end = self._episode_end(row)
+        chunk, pad = chunk_rows(row, end, self.chunk_size)  # [T], [T]
+        last = end - 1
         frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
         images = self.transform.cameras(frames)  # [V, 3, S, S]
         return {
@@ -80,3 +73,10 @@ class FrameDataset(Dataset):
             "goal_state": torch.from_numpy(self._state[last].copy()),  # [S]: where the episode ends
             "row": row,  # dataset row: the key of the frozen-feature cache
         }
+
+
+def chunk_rows(start: int, end: int, chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the chunk_size actions from `start` on, clamped to the episode's last row (end - 1),
+    and the pad mask (True = past the end, excluded from the loss): [T] int, [T] bool."""
+    rows = np.arange(start, start + chunk_size)  # [T]
+    return np.minimum(rows, end - 1), rows >= end

@@ -19,7 +19,7 @@ order), `data.rename_map` when its cameras are named differently (e.g. LIBERO co
 call the wrist camera `observation.images.image2`), `data.state_key` / `data.action_key`, and
 `data.flip_images` if its renderer stores images upside down. Datasets whose action chunk should
 not come from consecutive rows (e.g. a different control rate) need a change in
-`FrameDataset._chunk_rows`.
+`data/dataset.py:chunk_rows`.
 """
 
 from __future__ import annotations
