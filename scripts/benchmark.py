@@ -49,6 +49,13 @@ def main(argv=None) -> int:
     cfg = load_config_or_report(args.config, args.overrides)
     if cfg is None:
         return 2
+    from vggt_vla.output_paths import OutputPathError, check_output_file
+
+    try:  # before the (minutes of) measuring
+        check_output_file(args.json, "--json")
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     from vggt_vla.benchmark import benchmark, format_result
 
@@ -60,6 +67,7 @@ def main(argv=None) -> int:
     result["config_name"] = args.config
     print(format_result(result))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0
 

@@ -13,7 +13,8 @@
 and written as JSON (default: <run dir>/eval_<kind>.json; for --policy scripted,
 eval_<suite or sim>_scripted.json in the current directory). Offline: vggt_vla/offline_eval.py;
 closed loop, every simulator the same way: vggt_vla/closed_loop.py. LIBERO needs
-requirements-sim.txt. Bad arguments and unreadable checkpoints: one line on stderr, exit code 2.
+requirements-sim.txt. Bad arguments, unreadable checkpoints or datasets, and output paths that
+cannot be written (checked before the model loads): one line on stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -24,6 +25,27 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
+
+from vggt_vla.config import ENSEMBLE_OFF  # noqa: E402
+
+
+def _camera_shift(text: str) -> tuple[float, float]:
+    try:
+        metres, degrees = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give METRES,DEGREES, e.g. 0.05,5") from None
+    return metres, degrees
+
+
+def _coefficient_or_off(text: str):
+    """--temporal_ensemble: a coefficient, or 'off' for the action queue."""
+    if text == ENSEMBLE_OFF:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a coefficient (e.g. 0.01) nor '{ENSEMBLE_OFF}'") from None
 
 
 def main(argv=None) -> int:
@@ -51,14 +73,20 @@ def main(argv=None) -> int:
                       help="render resolution (default: the checkpoint config's sim.camera_size, else the demo 128, "
                            "LIBERO 256)")
     loop.add_argument("--fast_render", action="store_true",
-                      help="LIBERO: no anti-aliasing/reflections (~2x faster on CPU); on by default when the "
+                      help="LIBERO: no anti-aliasing/reflections (cheaper on a CPU); on by default when the "
                            "checkpoint config's sim.fast_render is (its demos were rendered so)")
     loop.add_argument("--max_steps", type=int, help="policy steps per episode (default: the simulator's cap)")
+    loop.add_argument("--camera_shift", type=_camera_shift, metavar="METRES,DEGREES",
+                      help="viewpoint perturbation (LIBERO): move the agent-view camera sideways by METRES and "
+                           "turn it by DEGREES about the vertical, e.g. 0.05,5")
     loop.add_argument("--ablate", nargs="+", choices=["images", "instruction"], default=[],
                       help="a control: hide the camera images (uniform grey) or the instruction (empty string)")
-    loop.add_argument("--n_action_steps", type=int, default=5, help="actions executed per predicted chunk")
-    loop.add_argument("--temporal_ensemble", type=float, metavar="COEFF",
-                      help="temporal ensembling with this coefficient instead of the action queue")
+    loop.add_argument("--n_action_steps", type=int,
+                      help="actions executed per predicted chunk (default: the checkpoint config's "
+                           "inference: section)")
+    loop.add_argument("--temporal_ensemble", type=_coefficient_or_off, metavar="COEFF",
+                      help="temporal ensembling with this coefficient instead of the action queue, or 'off' for "
+                           "the queue (default: the checkpoint config's inference: section)")
     loop.add_argument("--videos", metavar="DIR", help="write MP4s of the first --videos_per_task episodes per task")
     loop.add_argument("--videos_per_task", type=int, default=2)
     args = parser.parse_args(argv)
@@ -75,16 +103,31 @@ def main(argv=None) -> int:
     except ValueError:
         parser.error(f"--tasks {args.tasks!r} must be comma-separated integers, e.g. 0,1,2")
 
-    from vggt_vla.checkpoint import CheckpointError
+    from vggt_vla.checkpoint import CheckpointError, resolve_checkpoint
+    from vggt_vla.config import ConfigError
+    from vggt_vla.data.meta import DatasetError
     from vggt_vla.models.pretrained import PretrainedUnavailable
+    from vggt_vla.output_paths import OutputPathError, check_output_dir, check_output_file
     from vggt_vla.policy import Policy
 
+    try:  # every path the evaluation writes, before the model loads: a late failure loses the run
+        run_dir = resolve_checkpoint(args.checkpoint, ("best", "last")).parent.parent if args.checkpoint else None
+        check_output_file(args.json, "--json")
+        if not args.json:  # the default JSON goes to the run directory (scripted: the current one)
+            check_output_dir(run_dir or Path("."), "the default --json directory")
+        if args.sim:
+            check_output_dir(args.videos, "--videos")
+        elif not args.probe_modalities:
+            check_output_dir(args.plots or run_dir / "eval_plots", "--plots")
+    except (CheckpointError, OutputPathError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     policy = None
     if args.policy == "checkpoint":  # load here, so a bad checkpoint is one line, not one per worker
         try:
             policy = Policy.from_pretrained(args.checkpoint, device=args.device, n_action_steps=args.n_action_steps,
                                             temporal_ensemble_coeff=args.temporal_ensemble)
-        except (CheckpointError, PretrainedUnavailable) as err:
+        except (CheckpointError, PretrainedUnavailable, ConfigError) as err:  # ConfigError: --n_action_steps
             print(f"error: {err}", file=sys.stderr)
             return 2
         run_dir = Path(policy.checkpoint_path).parent.parent
@@ -96,33 +139,55 @@ def main(argv=None) -> int:
             args.camera_size = args.camera_size or sim_cfg.camera_size
             args.fast_render = args.fast_render or sim_cfg.fast_render
             args.suite = args.suite or sim_cfg.suite
+        # The loaded policy's settings (flags over its checkpoint's inference: section), passed on so
+        # that spawned workers run, and the results record, what this process runs.
+        inference = {}
+        if policy is not None:
+            inference = {"n_action_steps": policy.n_action_steps,
+                         "temporal_ensemble": policy.temporal_ensemble_coeff if args.temporal_ensemble is None
+                         else args.temporal_ensemble}
 
+        name = f"eval_{args.suite or args.sim}" + "".join("_no_" + a for a in args.ablate)  # eval_libero_spatial
+        if args.camera_shift is not None:
+            name += "_camera_{:g}m_{:g}deg".format(*args.camera_shift)
+        default_json = Path(f"{name}_scripted.json") if policy is None else run_dir / f"{name}.json"
+        try:
+            check_output_file(args.json or default_json, "--json")
+        except OutputPathError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         try:
             spec = ClosedLoopSpec(sim=args.sim, policy="scripted" if policy is None else policy.checkpoint_path,
                                   episodes_per_task=args.episodes, tasks=tasks, seed=args.seed, suite=args.suite,
                                   workers=args.workers, camera_size=args.camera_size, fast_render=args.fast_render,
-                                  max_steps=args.max_steps, ablate=tuple(args.ablate), video_dir=args.videos,
-                                  videos_per_task=args.videos_per_task, device=args.device,
-                                  n_action_steps=args.n_action_steps, temporal_ensemble=args.temporal_ensemble)
+                                  max_steps=args.max_steps, camera_shift=args.camera_shift,
+                                  ablate=tuple(args.ablate), video_dir=args.videos,
+                                  videos_per_task=args.videos_per_task, device=args.device, **inference)
             # One process: the policy loaded above. Workers load the checkpoint themselves.
             result = closed_loop_eval(spec, policy=policy if args.workers == 1 else None)
         except (ValueError, ImportError) as err:  # a bad setting, or the simulator not installed
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(format_result(result))
-        name = f"eval_{args.suite or args.sim}" + "".join("_no_" + a for a in args.ablate)  # eval_libero_spatial
-        default_json = Path(f"{name}_scripted.json") if policy is None else run_dir / f"{name}.json"
     elif args.probe_modalities:
         from vggt_vla.modality_probe import format_probe, probe_modalities
 
-        result = probe_modalities(policy, args.dataset)
+        try:
+            result = probe_modalities(policy, args.dataset)
+        except DatasetError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(format_probe(result))
         default_json = run_dir / "eval_probe.json"
     else:
         from vggt_vla.offline_eval import offline_eval
 
         plots = args.plots or str(run_dir / "eval_plots")
-        result = offline_eval(policy, args.dataset, max_batches=args.max_batches, plot_dir=plots)
+        try:
+            result = offline_eval(policy, args.dataset, max_batches=args.max_batches, plot_dir=plots)
+        except DatasetError as err:  # a missing or damaged --dataset: one line, as training says it
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"offline ({result['split']}, {result['num_steps']} action steps): L1 {result['l1']:.4f}  "
               f"MSE {result['mse']:.4f}  (normalised L1 {result['normalized']['l1']:.4f})")
         print("  L1 per dimension: " + " ".join(f"{v:.4f}" for v in result["l1_per_dim"]))

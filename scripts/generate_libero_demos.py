@@ -51,12 +51,23 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
     parser.add_argument("--seed", type=int, help="first episode seed (default: 1000000 sampled, 0 benchmark)")
     parser.add_argument("--overwrite", action="store_true", help="delete OUT and start over")
+    parser.add_argument("--geometry", action="store_true",
+                        help="also record each camera's depth and intrinsics/extrinsics (same render pass)")
+    parser.add_argument("--rerender", action="store_true",
+                        help="render the datasets again from OUT's saved episodes (e.g. to add --geometry)")
     args = parser.parse_args(argv)
     try:
         tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else None
     except ValueError:
         parser.error(f"--tasks {args.tasks!r} must be comma-separated integers, e.g. 0,1,2")
 
+    from vggt_vla.output_paths import OutputPathError, check_output_dir
+
+    try:  # before the simulator loads
+        check_output_dir(args.out, "--out")
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     from vggt_vla.recording import generate_libero_demos
 
     try:
@@ -64,7 +75,8 @@ def main(argv=None) -> int:
                                         episodes_per_task=args.episodes_per_task, fmt=args.format,
                                         image_size=args.image_size, fast_render=args.fast_render,
                                         action_noise=args.action_noise, workers=args.workers, seed=args.seed,
-                                        init_states=args.init_states, overwrite=args.overwrite)
+                                        init_states=args.init_states, overwrite=args.overwrite,
+                                        geometry=args.geometry, rerender=args.rerender)
     except (ValueError, FileExistsError, ImportError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -4,7 +4,8 @@
     python scripts/infer.py --checkpoint logs/demo --image agent.png --wrist wrist.png \
         --instruction "move to the red cube" [--state 0 0 0.1 0 0 0 0.04 -0.04]
 
-Prints the chunk [T, A] in the dataset's action units (one row per future step).
+Prints the chunk [T, A] in the dataset's action units (one row per future step), and how the
+policy executes it: its checkpoint config's inference: section (n_action_steps, temporal_ensemble).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main(argv=None) -> int:
     from vggt_vla.models.pretrained import PretrainedUnavailable
     from vggt_vla.policy import NonFiniteObservation, Policy
     from vggt_vla.checkpoint import CheckpointError
+    from vggt_vla.config import ConfigError
 
     files = [args.image] + ([args.wrist] if args.wrist else [])
     missing = [f for f in files if not Path(f).is_file()]
@@ -48,7 +50,7 @@ def main(argv=None) -> int:
             return 2
     try:
         policy = Policy.from_pretrained(args.checkpoint, device=args.device)
-    except (CheckpointError, PretrainedUnavailable) as err:
+    except (CheckpointError, PretrainedUnavailable, ConfigError) as err:  # ConfigError: its inference: section
         print(f"error: {err}", file=sys.stderr)
         return 2
     cams = policy.cfg.data.camera_keys
@@ -71,6 +73,7 @@ def main(argv=None) -> int:
         return 2
     np.set_printoptions(precision=4, suppress=True, linewidth=120)
     print(f"action chunk {list(chunk.shape)} (rows: future steps):\n{chunk}")
+    print(policy.inference.describe())
     return 0
 
 

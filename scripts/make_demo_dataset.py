@@ -17,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vggt_vla.recording import DEFAULT_EPISODES, DEMO_NOISE, DEMO_NOISE_CORRELATION, make_demo_dataset  # noqa: E402
+from vggt_vla.output_paths import OutputPathError, check_output_dir  # noqa: E402
 from vggt_vla.sim.demo_env import TASK_TYPES  # noqa: E402
 
 
@@ -35,6 +36,14 @@ def main() -> int:
     parser.add_argument("--tasks", nargs="+", default=list(TASK_TYPES), choices=TASK_TYPES)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args()
+    if args.episodes < 1:  # before anything is created
+        print(f"error: --episodes {args.episodes}: a dataset needs at least 1 episode", file=sys.stderr)
+        return 2
+    try:
+        check_output_dir(args.out, "--out")
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     start = time.time()
     try:
         root = make_demo_dataset(args.out, num_episodes=args.episodes, seed=args.seed, video=args.video,

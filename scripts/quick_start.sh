@@ -5,12 +5,15 @@
 #   bash scripts/quick_start.sh configs/train_libero_cpu.yaml # LIBERO from scripted demos, offline (<= 3 h)
 #   bash scripts/quick_start.sh configs/train_simple.yaml     # LIBERO from the hub (needs the hub)
 #   bash scripts/quick_start.sh configs/train_demo.yaml --max_steps 300   # extra args go to train_vla.py
+#   bash scripts/quick_start.sh configs/train_libero_cpu_geometry.yaml    # + recorded geometry as a loss
 #
 # Without a config it writes the demo dataset (data/demo), trains configs/train_demo.yaml and
 # reports offline L1 and the closed-loop success rate on the demo environment. A config whose
 # sim: section asks for demonstrations (sim.demos_per_task > 0) gets the simulator installed if
-# missing and its demonstrations generated (resuming a partial generation); a config with a
-# sim.name is scored closed loop after training. Every stage prints its wall time.
+# missing and its demonstrations generated (resuming a partial generation; sim.demo_geometry records
+# depth and camera parameters too); a config that also aligns to a geometry teacher missing on disk
+# gets it trained on those demonstrations; a config with a sim.name is scored closed loop after
+# training. Every stage prints its wall time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG="${1:-configs/train_demo.yaml}"
@@ -38,9 +41,12 @@ sim_args = (["--suite", s.suite] if s.suite else []) + (["--tasks", ",".join(map
 sim_args += ["--workers", str(s.workers)]
 gen_args = ["--episodes_per_task", str(s.demos_per_task), "--action_noise", str(s.demo_action_noise)]
 gen_args += (["--image_size", str(s.camera_size)] if s.camera_size else []) + (["--fast_render"] if s.fast_render else [])
+gen_args += ["--geometry"] if s.demo_geometry else []
 values = {"LOG_DIR": c.train.log_dir, "EXP_NAME": c.train.exp_name, "DATA_ROOT": c.data.dataset_root or "",
           "DATA_REPO": c.data.dataset_repo or "", "SIM": s.name or "", "DEMOS": s.demos_per_task,
-          "EVAL_EPISODES": s.eval_episodes_per_task}
+          "EVAL_EPISODES": s.eval_episodes_per_task,
+          # A geometry teacher trained from this config's own demonstrations (see below).
+          "TEACHER": c.model.geometry_alignment.checkpoint if c.model.geometry_alignment.enabled and s.demo_geometry else ""}
 for name, value in values.items():
     print(f"{name}={shlex.quote(str(value))}")
 for name, value in (("SIM_ARGS", sim_args), ("GEN_ARGS", gen_args)):
@@ -98,6 +104,8 @@ elif [ -z "$DATA_ROOT" ]; then
 The Hugging Face hub is not reachable, so the dataset '$DATA_REPO' cannot be downloaded.
 Offline options:
   * the embedded demo:      bash scripts/quick_start.sh
+  * LIBERO, offline:        bash scripts/quick_start.sh configs/train_libero_cpu.yaml
+    (its demonstrations are generated in the LIBERO simulator by the scripted expert)
   * a local LeRobot copy:   bash scripts/quick_start.sh $CONFIG --dataset_root /path/to/dataset
     (download it elsewhere: huggingface-cli download --repo-type dataset $DATA_REPO --local-dir DIR)
 MSG
@@ -105,6 +113,12 @@ MSG
   fi
 fi
 python scripts/dataset_stats.py --dataset "${DATA_ROOT:-$DATA_REPO}"
+if [ -n "$TEACHER" ] && [ ! -e "$TEACHER" ]; then
+  # A config that records geometry with its demonstrations and aligns to a teacher that does not
+  # exist yet: train the small VGGT on those demonstrations first (scripts/train_geometry_model.py).
+  echo "training the geometry teacher $TEACHER on $DATA_ROOT"
+  python scripts/train_geometry_model.py --dataset "$DATA_ROOT" --out "$TEACHER"
+fi
 
 stage_end "data"
 

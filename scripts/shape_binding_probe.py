@@ -25,7 +25,7 @@ recipe was when the probe was written); --set adds what a run tests.
     python scripts/shape_binding_probe.py --target action --steps 1000 \\
         --set model.vision.patch_stem=linear_pool --set model.goal_loss_weight=8
 
-Results and what they mean: ARCHITECTURE_ANALYSIS.md section 7.
+Results and what they mean: docs/experiments/2026-12-01-demo-recipe.md.
 """
 
 from __future__ import annotations
@@ -49,8 +49,8 @@ from vggt_vla.sim import demo_env  # noqa: E402
 VAL_SEEDS = range(500_000, 500_200)
 
 # The probe's model before --set: configs/train_demo.yaml's, with these three at their defaults
-# (the demo recipe has since adopted them), so the rows of ARCHITECTURE_ANALYSIS.md section 7 keep
-# their meaning.
+# (the demo config sets them), so the probe's rows in docs/experiments/2026-12-01-demo-recipe.md
+# keep their meaning.
 BASE_MODEL = ["model.vision.patch_stem=linear", "model.goal_loss_weight=0", "model.goal_from=head_inputs"]
 
 

@@ -39,13 +39,26 @@ def main(argv=None) -> int:
     cfg = load_config_or_report(args.config, args.overrides)
     if cfg is None:
         return 2
+    from vggt_vla.output_paths import OutputPathError, check_output_file
+
+    try:  # before the model is built
+        check_output_file(args.json, "--json")
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     from vggt_vla.models.summary import build_for_inspection, format_report, measure
+    from vggt_vla.models.vggt import CheckpointError
 
-    model, random_weights = build_for_inspection(cfg, args.random_weights)
+    try:
+        model, random_weights = build_for_inspection(cfg, args.random_weights)
+    except CheckpointError as err:  # a local VGGT weights file that does not fit the config
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     report = measure(model, cfg, args.batch_size, args.repeats, args.device, random_weights)
     print(format_report(report, f"config {args.config} (batch {args.batch_size}, {args.device})"))
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(dataclasses.asdict(report), indent=2))
     return 0
 

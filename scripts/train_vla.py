@@ -14,8 +14,11 @@ one refuses a new run (--resume it, choose another --exp_name, or --overwrite it
 training into a directory in use refuses too.
 
 Stopping: Ctrl-C (SIGINT) or SIGTERM finishes the current step, saves checkpoints/last.pt and exits
-(130 / 143); a second Ctrl-C stops at once without saving. --resume continues step for step as if
-never stopped, after a SIGKILL too (from the last periodic save).
+(130 / 143); a second Ctrl-C stops at once without saving. A stop before the first step removes
+what the start wrote, so the same command starts again. --resume continues step for step as if
+never stopped, after a SIGKILL too (from the last periodic save); it refuses changed settings
+except the few listed in vggt_vla/training/resume.py (run length, reporting, workers), which it
+records in <run>/resumes.jsonl.
 """
 
 from __future__ import annotations
@@ -115,17 +118,25 @@ def main(argv=None) -> int:
         try:  # <run>/checkpoints/last.pt -> <run>/config.yaml
             config = str(resolve_checkpoint(args.resume).parent.parent / "config.yaml")
         except CheckpointError as err:
+            from vggt_vla.training.run_dir import unstarted
+
+            if unstarted(Path(args.resume)) and (Path(args.resume) / "config.yaml").exists():
+                err = (f"{args.resume} holds a start that never took a step (no checkpoint, no metric); "
+                       f"run the command that started it again, without --resume: it takes the directory over")
             print(f"error: --resume: {err}", file=sys.stderr)
             return 2
     cfg = load_config_or_report(config, overrides_from_args(args))
     if cfg is None:
         return 2
 
+    import errno
     import logging
 
     from vggt_vla.data.meta import DatasetError
     from vggt_vla.models.pretrained import PretrainedUnavailable
-    from vggt_vla.checkpoint import CheckpointError
+    from vggt_vla.models.vggt import CheckpointError as VGGTCheckpointError  # a VGGT weights file that does not fit
+    from vggt_vla.checkpoint import CheckpointError, SaveError
+    from vggt_vla.output_paths import OutputPathError
     from vggt_vla.training.run_dir import RunDirError
     from vggt_vla.training.trainer import Trainer, TrainingDiverged
 
@@ -139,9 +150,18 @@ def main(argv=None) -> int:
     except TrainingDiverged as err:
         print(f"error: {err}", file=sys.stderr)
         return 3
-    except (DatasetError, PretrainedUnavailable, CheckpointError, RunDirError, FileNotFoundError) as err:
+    except (DatasetError, PretrainedUnavailable, CheckpointError, VGGTCheckpointError, RunDirError,
+            OutputPathError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except SaveError as err:  # a full disk: the previous checkpoint stands
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"error: {err.strerror}: {err.filename or cfg.train.log_dir}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     if result["stopped_by"]:

@@ -1,4 +1,4 @@
-"""The package layout rules that keep each job in one place (README, "Layout")."""
+"""The package layout rules that keep each job in one place (docs/architecture.md, "Where each job lives")."""
 
 import ast
 import re

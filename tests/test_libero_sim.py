@@ -210,14 +210,16 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert result.returncode == 2 and "other settings" in result.stderr and "image_size: 32" in result.stderr
 
 
-def test_quick_start_runs_the_libero_pipeline(tmp_path):
+@pytest.mark.parametrize("config", ["libero_cpu", "libero_cpu_geometry"])
+def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
     """The libero_cpu pipeline end to end at toy size: 1 task, 2 demonstrations, 3 training steps,
-    1 closed-loop episode (the plumbing, not the success rate)."""
+    1 closed-loop episode (the plumbing, not the success rate); and its variant with the geometry
+    recorded and learned from."""
     import os
     import subprocess
 
     root = Path(__file__).resolve().parents[1]
-    args = ["bash", "scripts/quick_start.sh", "configs/train_libero_cpu.yaml",
+    args = ["bash", "scripts/quick_start.sh", f"configs/train_{config}.yaml",
             "--dataset_root", str(tmp_path / "demos" / "lerobot"), "--log_dir", str(tmp_path / "logs"),
             "--max_steps", "3", "--batch_size", "4", "--no_progress",
             "--set", "sim.tasks=[0]", "--set", "sim.demos_per_task=2", "--set", "sim.eval_episodes_per_task=1",
@@ -232,6 +234,9 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path):
     assert "libero overall:" in out.stdout
     summary = json.loads((tmp_path / "demos" / "expert_success.json").read_text())
     assert summary["episodes"] == 2 and summary["init_states"] == "sampled" and summary["image_size"] == 32
-    result = json.loads((tmp_path / "logs" / "libero_cpu" / "eval_libero_spatial.json").read_text())
+    assert summary["geometry"] == (config == "libero_cpu_geometry")
+    result = json.loads((tmp_path / "logs" / config / "eval_libero_spatial.json").read_text())
     assert result["episodes"] == 1 and result["settings"]["fast_render"] and result["settings"]["camera_size"] == 32
     assert result["per_task"][0]["task"] == 0 and result["errors"] == 0
+    metrics = (tmp_path / "logs" / config / "metrics.jsonl").read_text()
+    assert ("train/geometry_loss" in metrics) == (config == "libero_cpu_geometry")

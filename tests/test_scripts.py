@@ -62,6 +62,32 @@ def test_test_model_falls_back_to_random_weights_with_one_warning(tmp_path, tiny
     assert "494,032,768" in out.stdout  # Qwen2-0.5B's parameter count
 
 
+def test_test_model_reports_a_language_model_fallback_once(tmp_path, tiny_qwen3):
+    # The configured model is missing, its fallback (the tiny local one) loads.
+    path = tiny_yaml(tmp_path, tiny_qwen3, language={"language_model": "missing-org/missing-model",
+                                                      "fallback_language_model": tiny_qwen3})
+    out = run("scripts/test_model.py", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    assert (out.stdout + out.stderr).count("LANGUAGE MODEL FALLBACK") == 1, out.stderr
+    assert f"language model: {tiny_qwen3}" in out.stdout
+
+
+def test_quick_start_without_the_hub_names_the_offline_pipelines(tmp_path, tiny_qwen3):
+    # tiny_yaml keeps the default data section: a LIBERO dataset downloaded from the hub.
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    out = subprocess.run(["bash", "scripts/quick_start.sh", str(tiny_yaml(tmp_path, tiny_qwen3)),
+                          "--log_dir", str(tmp_path / "logs")], cwd=ROOT, capture_output=True, text=True,
+                         env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
+    for option in ("bash scripts/quick_start.sh\n", "bash scripts/quick_start.sh configs/train_libero_cpu.yaml",
+                   "--dataset_root /path/to/dataset"):
+        assert option in out.stderr, option
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("name", ["simple", "dinov2"])
 def test_test_model_named_configs(name):

@@ -150,7 +150,6 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
         data = _with_rows(data, batch_size, fresh=True)
     phases, lm_forwards_timed = _timed_steps(model, optimizer, data, warmup, steps, autocast, device,
                                              instructions_seen, lm_forwards)
-    step_ms = sum(phases.values())
     warm_teacher = None
     if teacher is not None:  # the same frames again: every teacher feature read from the cache
         teacher_runs = teacher.forward_count
@@ -165,7 +164,6 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     with autocast():
         flops_step = count_train_flops(model, batch)
     peak = matmul_peak_flops(device, amp_dtype or torch.float32, n=matmul_size)
-    compute_ms = step_ms - phases["data"]
     result = {
         "config": cfg.train.exp_name,
         "batch_size": batch_size,
@@ -175,19 +173,12 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
         "data": "synthetic" if (synthetic or dataset is None) else dataset,
         "language_ablated": ablate_language,
         "train": {
-            "samples_per_s": batch_size / (step_ms / 1e3),
-            "step_ms": step_ms,
-            "phase_ms": phases,
+            **train_figures(flops_step, batch_size, phases, peak),
             "language_model_forwards_after_warmup": lm_forwards_timed,
             # a frozen, cached language model runs once per distinct instruction, ever
             "language_model_forwards_total": getattr(model.language, "num_lm_forwards", 0),
             "distinct_instructions_seen": len(instructions_seen),
             "geometry_teacher": "cold cache (runs every step)" if warm_teacher else None,
-            "flops_per_step": flops_step,
-            "flops_per_sample": flops_step / batch_size,
-            "achieved_flops_per_s": flops_step / (compute_ms / 1e3),
-            "matmul_peak_flops_per_s": peak,
-            "mfu": flops_step / (compute_ms / 1e3) / peak,
         },
         "peak_memory_mb": peak_memory_mb(device),
     }
@@ -196,6 +187,18 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     result["inference"] = _inference(model, cfg, device, inference_repeats, autocast)
     result["machine"] = machine_info(device)
     return result
+
+
+def train_figures(flops_per_step: float, batch_size: int, phase_ms: dict[str, float],
+                  peak_flops_per_s: float) -> dict:
+    """Throughput and utilisation of a training step from its median phase times (ms). Achieved
+    FLOP/s and MFU count the compute phases only: the data phase runs none of the counted FLOPs."""
+    step_ms = sum(phase_ms.values())
+    achieved = flops_per_step / ((step_ms - phase_ms["data"]) / 1e3)
+    return {"samples_per_s": batch_size / (step_ms / 1e3), "step_ms": step_ms, "phase_ms": phase_ms,
+            "flops_per_step": flops_per_step, "flops_per_sample": flops_per_step / batch_size,
+            "achieved_flops_per_s": achieved, "matmul_peak_flops_per_s": peak_flops_per_s,
+            "mfu": achieved / peak_flops_per_s}
 
 
 def _timed_steps(model, optimizer, data, warmup: int, steps: int, autocast, device, instructions_seen: set,
@@ -268,7 +271,9 @@ def _inference(model, cfg: Config, device, repeats: int, autocast) -> dict:
         with FlopCounterMode(display=False) as counter, autocast():
             model.predict_action_chunk(batch)
     median = statistics.median(times)
-    n_steps = 5  # the Policy default: a chunk is predicted every 5 executed actions
+    # Actions executed per predicted chunk when the Policy runs this config (inference: section);
+    # temporal ensembling predicts at every step.
+    n_steps = cfg.inference.n_action_steps if cfg.inference.temporal_ensemble is None else 1
     return {"predict_action_chunk_ms_median": median, "predict_action_chunk_ms_p90": _percentile(times, 90),
             "actions_per_s_with_queue": n_steps / (median / 1e3), "n_action_steps": n_steps,
             "flops_per_sample": float(counter.get_total_flops()),  # batch 1, warm language cache

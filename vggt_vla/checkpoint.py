@@ -26,7 +26,13 @@ import numpy as np
 import torch
 
 
+class SaveError(RuntimeError):
+    """A checkpoint could not be written (a full disk, a lost permission). The message is one line,
+    `<cause>: <path>`; the file that was at the path before is left as it was."""
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """Write `obj` to `path` atomically; SaveError (one line) when the file system refuses."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,15 +43,32 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = _os_error(err)
+        if cause is not None:
+            raise SaveError(f"{cause.strerror or cause}: {path} (the previous {path.name}, if any, is "
+                            f"kept)") from None
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _os_error(err: BaseException) -> OSError | None:
+    """The OSError behind a failed write. torch.save reports a failed write to its zip writer as a
+    RuntimeError ('enforce fail at inline_container.cc ... unexpected pos') raised while handling
+    the OSError (e.g. ENOSPC), so the chain is searched."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno is not None:
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -57,13 +57,15 @@ class ClosedLoopSpec:
     workers: int = 1                     # parallel processes
     camera_size: Optional[int] = None    # render resolution (None: the simulator's default)
     fast_render: bool = False            # cheaper rendering; must match the training data
+    camera_shift: Optional[tuple[float, float]] = None  # agent view moved (metres, degrees); EnvOptions
     max_steps: Optional[int] = None      # policy steps per episode (None: the simulator's cap)
     ablate: tuple[str, ...] = ()         # a control: inputs hidden from the policy (AblatedInputs)
     video_dir: Optional[str] = None      # write MP4s here ...
     videos_per_task: int = 2             # ... of the first N episodes of each task
     device: str = "auto"
-    n_action_steps: int = 5
-    temporal_ensemble: Optional[float] = None
+    # A learned policy's inference settings; None: its checkpoint's inference: section.
+    n_action_steps: Optional[int] = None          # actions executed per predicted chunk
+    temporal_ensemble: Optional[float | str] = None  # ACT coefficient, or "off": the action queue
     env_options: EnvOptions = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -76,7 +78,12 @@ class ClosedLoopSpec:
             raise ValueError(f"workers={self.workers} and episodes_per_task={self.episodes_per_task} must be >= 1")
         if self.camera_size is not None and self.camera_size <= 0:
             raise ValueError(f"camera_size={self.camera_size} must be > 0")
+        if self.camera_shift is not None:
+            self.camera_shift = tuple(float(v) for v in self.camera_shift)
+            if len(self.camera_shift) != 2 or not all(math.isfinite(v) for v in self.camera_shift):
+                raise ValueError(f"camera_shift={self.camera_shift}: give (metres, degrees), e.g. (0.05, 5)")
         self.env_options = EnvOptions(suite=self.suite, camera_size=self.camera_size, fast_render=self.fast_render,
+                                      camera_shift=self.camera_shift,
                                       max_steps=self.max_steps, cameras=self.policy != "scripted")
 
 

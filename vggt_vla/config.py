@@ -1,13 +1,17 @@
 """Configuration: one dataclass per component, loaded from YAML, validated on construction.
 
-A config file has three sections, each mapping onto a dataclass below:
+A config file has these sections, each mapping onto a dataclass below (a section left out takes
+its defaults):
 
     model:            ModelConfig   (vision, language, simple_backbone, vggt, action_head,
                                      geometry_alignment)
     data:             DataConfig
     train:            TrainConfig
+    sim:              SimConfig
+    inference:        InferenceConfig  (how the trained policy is run; saved with the checkpoint)
 
-Unknown keys are rejected with the nearest valid name; invalid values and invalid combinations
+YAML is read strictly: a key given twice in one mapping, at any level, is rejected naming both
+lines. Unknown keys are rejected with the nearest valid name; invalid values and invalid combinations
 are rejected in ``__post_init__`` with a message that names the field. Named configs (``simple``,
 ``dinov2``, ``full``, ...) map to YAML files in ``configs/``:
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +48,8 @@ NAMED_CONFIGS = {
     "demo": "train_demo.yaml",
     "libero_cpu": "train_libero_cpu.yaml",
     "vggt_align": "train_vggt_align.yaml",
+    "libero_cpu_geometry": "train_libero_cpu_geometry.yaml",
+    "libero_cpu_vggt_align": "train_libero_cpu_vggt_align.yaml",
 }
 
 
@@ -191,8 +198,9 @@ class VGGTConfig:
     # VGGT input resolution; must be a multiple of VGGT's patch size 14. Camera images of another
     # size are resized to it (logged once).
     image_size: int = 224
-    # Overrides of the VGGT-1B constructor arguments (e.g. {embed_dim: 64, depth: 2, ...} for small
-    # test models). Pretrained weights need the defaults ({}).
+    # Overrides of the VGGT-1B constructor arguments (e.g. {embed_dim: 64, depth: 2, ...}). VGGT-1B's
+    # weights need the defaults ({}); a geometry model trained here (scripts/train_geometry_model.py)
+    # needs the ones its config.json records.
     aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -234,7 +242,8 @@ class GeometryAlignmentConfig:
     feature_layers: list[int] = field(default_factory=lambda: [-1])
     # Teacher input resolution (a multiple of 14); the cameras are resized to it.
     image_size: int = 224
-    # Overrides of the VGGT-1B constructor (tiny teachers in tests); real weights need {}.
+    # Overrides of the VGGT-1B constructor: {} for VGGT-1B's weights, the checkpoint's config.json
+    # aggregator_kwargs for a geometry model trained here (scripts/train_geometry_model.py).
     aggregator_kwargs: dict[str, Any] = field(default_factory=dict)
     # Backbone layer (0-based; negative from the end) after which the vision tokens are aligned:
     # simple_backbone.depth layers, or vggt.fusion_depth fusion blocks (late, cross_attention).
@@ -258,6 +267,42 @@ class GeometryAlignmentConfig:
                f"VGGT's patch size 14; use e.g. 224")
         _check_positive("model.geometry_alignment.projector_dim", self.projector_dim)
         _check(self.weight > 0, f"model.geometry_alignment.weight must be > 0, got {self.weight}")
+
+
+@dataclass
+class GeometryTargetConfig:
+    """Recorded scene geometry as a training-only target (after G3VLA's point-map loss).
+
+    A small MLP reads the backbone's vision tokens after layer `layer` and predicts, per patch, the
+    mean 3-D point of its pixels in the robot-base frame and/or their mean depth, from the depth
+    maps and camera parameters recorded with the demonstrations (data/geometry.py; generate them
+    with generate_libero_demos.py --geometry). Loss: weight * L1 in metres over the patches that
+    have depth. The head runs in training only: inference never calls it (0 extra FLOPs).
+    """
+
+    # lambda: weight of the geometry loss next to the action loss (0: off).
+    weight: float = 0.0
+    # Backbone layer (0-based; negative from the end) whose vision tokens predict the geometry:
+    # simple_backbone.depth layers, or vggt.fusion_depth fusion blocks.
+    layer: int = 0
+    # What each patch predicts: point (x, y, z in the base frame), depth, or both.
+    predict: Literal["point", "depth", "both"] = "both"
+    # Hidden width of the prediction MLP.
+    hidden_dim: int = 128
+
+    @property
+    def enabled(self) -> bool:
+        return self.weight > 0
+
+    @property
+    def channels(self) -> list[int]:
+        """Channels of data/geometry.py's per-patch geometry (x, y, z, depth) that are predicted."""
+        return {"point": [0, 1, 2], "depth": [3], "both": [0, 1, 2, 3]}[self.predict]
+
+    def __post_init__(self):
+        _check(self.weight >= 0, f"model.geometry_target.weight must be >= 0 (0 = off), got {self.weight}")
+        _check_choice("model.geometry_target.predict", self.predict, ("point", "depth", "both"))
+        _check_positive("model.geometry_target.hidden_dim", self.hidden_dim)
 
 
 @dataclass
@@ -317,7 +362,7 @@ class ModelConfig:
     # the state at the last frame of the episode (where the demonstration ends), L1 in
     # normalised units averaged over the state's dimensions, times this weight; 0 disables it.
     # The action says only which way to move, saturated; the goal says *where*, as a number the
-    # loss can pull on directly (ARCHITECTURE_ANALYSIS.md section 7). Needs model.state_dim > 0.
+    # loss can pull on directly (docs/experiments/2026-12-01-demo-recipe.md). Needs model.state_dim > 0.
     goal_loss_weight: float = 0.0
     # What the goal head reads. "head_inputs": everything the action head reads (flattened).
     # "keypoint": the first keypoint of the first camera, the state and the pooled instruction,
@@ -331,6 +376,7 @@ class ModelConfig:
     vggt: VGGTConfig = field(default_factory=VGGTConfig)
     action_head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
     geometry_alignment: GeometryAlignmentConfig = field(default_factory=GeometryAlignmentConfig)
+    geometry_target: GeometryTargetConfig = field(default_factory=GeometryTargetConfig)
 
     @property
     def uses_vision_encoder(self) -> bool:
@@ -380,6 +426,18 @@ class ModelConfig:
             _check(-depth <= layer < depth,
                    f"model.geometry_alignment.student_layer={layer} is out of range for a backbone of "
                    f"{depth} layers ({where}); use 0..{depth - 1} or -{depth}..-1")
+        if self.geometry_target.enabled:
+            _check(self.uses_vision_encoder,
+                   "model.geometry_target reads the backbone's vision-encoder tokens, which vggt.fusion: inject "
+                   "does not have; use model.backbone: simple or vggt.fusion: late / cross_attention")
+            _check(not self.geometry_alignment.enabled,
+                   "model.geometry_target and model.geometry_alignment both tap the backbone's vision tokens; "
+                   "train with one of them")
+            layer, depth = self.geometry_target.layer, self.fusion_layers
+            where = "simple_backbone.depth" if self.backbone == "simple" else "vggt.fusion_depth"
+            _check(-depth <= layer < depth,
+                   f"model.geometry_target.layer={layer} is out of range for a backbone of {depth} layers "
+                   f"({where}); use 0..{depth - 1} or -{depth}..-1")
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,8 +491,9 @@ class DataConfig:
     # scripted expert of sim.name solves new scenes, with data.live_action_noise, until they hold
     # one epoch of train.max_steps batches (recording.LiveDemoFrames); frames are rendered as they
     # are loaded. The dataset still gives the normalisation statistics and the validation episodes.
-    # Only the demo simulator is fast enough (~0.5 ms an episode); the demo recipe then sees ~10,000
-    # scenes in 2,400 steps instead of learning 1,000 by heart (ARCHITECTURE_ANALYSIS.md section 7).
+    # Only the demo simulator is fast enough to simulate a run's scenes when training starts; the demo
+    # recipe then sees a new scene every few items instead of learning its recorded episodes by heart
+    # (docs/experiments/2026-12-01-demo-recipe.md).
     # Needs train.max_steps.
     live_expert: bool = False
     # data.live_expert: every n-th frame of each scene's episode, from a random offset, is a
@@ -444,8 +503,8 @@ class DataConfig:
     # recorded: n_t = live_noise_correlation * n_(t-1) + N(0, live_action_noise^2). Correlated noise
     # drifts the gripper off the expert's path for several steps (it arrives off-centre, passes
     # the object), and the recorded actions show the way back: the recoveries a policy needs when
-    # its own errors take it there (DART-style). With 0.8 the demo's pushes went from 71-96% to
-    # 96-100% (ARCHITECTURE_ANALYSIS.md section 7).
+    # its own errors take it there (DART-style). configs/train_demo.yaml uses 0.8; why:
+    # docs/experiments/2026-12-01-demo-recipe.md ("The recipe now").
     live_action_noise: float = 0.3
     live_noise_correlation: float = 0.0
     # data.live_expert: the fraction of live scenes in which another object has the target's
@@ -591,11 +650,14 @@ class SimConfig:
     suite: Optional[str] = None          # LIBERO suite (null: libero_spatial)
     tasks: Optional[list[int]] = None    # task ids for demos and evaluation (null: every task)
     camera_size: Optional[int] = None    # render resolution (null: the simulator's default)
-    fast_render: bool = False            # LIBERO: no anti-aliasing/reflections (~2x cheaper on CPU)
+    fast_render: bool = False            # LIBERO: no anti-aliasing/reflections (cheaper on a CPU)
     # Scripted demonstrations per task (0: the dataset comes from elsewhere), from new scenes.
     demos_per_task: int = 0
     # Gaussian noise on the executed demo actions (the expert's are recorded): recovery data.
     demo_action_noise: float = 0.0
+    # Record each camera's depth and intrinsics/extrinsics with the demonstrations (generate_libero_demos
+    # --geometry): the targets of model.geometry_target.
+    demo_geometry: bool = False
     # Closed-loop evaluation: episodes per task (LIBERO: initial states 0..N-1), processes.
     eval_episodes_per_task: int = 10
     workers: int = 2
@@ -611,14 +673,70 @@ class SimConfig:
                "sim.demos_per_task > 0 needs sim.name: libero (the demo dataset has its own script)")
 
 
+# An explicit "no temporal ensembling" for an argument whose None means "the config's setting".
+ENSEMBLE_OFF = "off"
+
+
+@dataclass
+class InferenceConfig:
+    """How the trained policy is run. Saved with the checkpoint's config, so a checkpoint carries
+    how it is meant to be run; the default of Policy, closed-loop evaluation (eval.py --sim),
+    benchmark.py and infer.py, whose explicit arguments override it."""
+
+    # Actions of each predicted chunk executed before predicting again (1..action_head.chunk_size).
+    # Executing a whole chunk open loop is a known failure mode; a short queue re-plans often.
+    n_action_steps: int = 5
+    # ACT temporal ensembling instead of the action queue: predict every step and average all the
+    # predictions made for the current step, weighting the older ones by exp(-coefficient * age
+    # index); ACT uses 0.01. null: the action queue.
+    temporal_ensemble: Optional[float] = None
+
+    def __post_init__(self):
+        _check(self.n_action_steps >= 1, f"inference.n_action_steps must be >= 1 (actions executed per predicted "
+                                         f"chunk), got {self.n_action_steps}")
+        _check(self.temporal_ensemble is None or math.isfinite(self.temporal_ensemble),
+               f"inference.temporal_ensemble must be a finite coefficient (e.g. 0.01) or null, "
+               f"got {self.temporal_ensemble}")
+
+    def overridden(self, n_action_steps: Optional[int] = None,
+                   temporal_ensemble: Optional[float | str] = None) -> "InferenceConfig":
+        """These settings with explicit arguments in their place: None keeps this config's value,
+        temporal_ensemble=ENSEMBLE_OFF chooses the action queue."""
+        if temporal_ensemble is None:
+            temporal_ensemble = self.temporal_ensemble
+        elif temporal_ensemble == ENSEMBLE_OFF:
+            temporal_ensemble = None
+        return InferenceConfig(self.n_action_steps if n_action_steps is None else n_action_steps, temporal_ensemble)
+
+    def check_chunk(self, chunk_size: int) -> None:
+        """A queue cannot execute more actions than a chunk holds."""
+        _check(self.n_action_steps <= chunk_size,
+               f"inference.n_action_steps={self.n_action_steps} is more than the "
+               f"model.action_head.chunk_size={chunk_size} actions a chunk holds; choose 1..{chunk_size} "
+               f"(--n_action_steps, or inference.n_action_steps in the config)")
+
+    def describe(self) -> str:
+        """How a policy run with these settings uses a predicted chunk, in one line."""
+        if self.temporal_ensemble is not None:
+            return (f"the policy predicts at every step and averages the rows predicted for that step "
+                    f"(temporal ensembling, coefficient {self.temporal_ensemble})")
+        return f"the policy executes the first {self.n_action_steps} rows, then predicts again"
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     def __post_init__(self):
+        # A chosen n_action_steps is checked against the chunk here. The default is checked when a
+        # policy runs (Policy), so training configs and checkpoints with chunks shorter than the
+        # default, run with an explicit n_action_steps, keep loading.
+        if self.inference.n_action_steps != InferenceConfig.n_action_steps:
+            self.inference.check_chunk(self.model.action_head.chunk_size)
         if self.sim.demos_per_task > 0:
             root = self.data.dataset_root or ""
             _check(self.data.dataset_format == "lerobot" and Path(root).name == "lerobot",
@@ -726,7 +844,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     """'model.dim=512' -> ('model.dim', 512). The value is parsed as YAML."""
     _check("=" in text, f"override {text!r} must look like section.key=value (e.g. train.lr=3e-4)")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw.strip() else ""
+    value = strict_yaml_load(raw, f"override {text!r}") if raw.strip() else ""
     return key.strip(), value
 
 
@@ -742,14 +860,71 @@ def resolve_config_path(name_or_path: str) -> Path:
         f"nor an existing YAML file")
 
 
-def load_config_dict(name_or_path: str) -> dict:
+class _StrictYAMLLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping. Plain YAML keeps the last
+    one without a word: a second `train:` section would replace the whole first one, and the
+    run would train a recipe nobody wrote."""
+
+    source = "<string>"
+
+    def construct_mapping(self, node, deep=False):
+        first_line: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` may repeat keys on purpose
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                seen = key in first_line
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            line = key_node.start_mark.line + 1
+            if seen:
+                raise ConfigError(f"{self.source}: key '{key}' is given twice in one mapping, at lines "
+                                  f"{first_line[key]} and {line}; YAML would keep only the second, so "
+                                  f"merge the two into one")
+            first_line[key] = line
+        return super().construct_mapping(node, deep)
+
+
+def strict_yaml_load(text: str, source: str = "<string>") -> Any:
+    """yaml.safe_load that raises ConfigError (naming `source`, the key and both lines) for a key
+    repeated at any nesting level. Every YAML the project reads goes through it."""
+    loader = _StrictYAMLLoader(text)
+    loader.source = source
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def load_config_dict(name_or_path: str, _chain: tuple = ()) -> dict:
+    """The config's tree. A top-level `base: NAME` (a named config or a YAML path, relative to this
+    file's folder) starts from that config's tree, which this file's keys then override section by
+    section: a variant states only what it changes (configs/train_libero_cpu_geometry.yaml)."""
     path = resolve_config_path(name_or_path)
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        tree = strict_yaml_load(path.read_text(), str(path)) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from err
     _check(isinstance(tree, dict), f"{path} must hold a mapping with sections model/data/train")
-    return tree
+    base = tree.pop("base", None)
+    if base is None:
+        return tree
+    _check(isinstance(base, str), f"{path}: base must name one config, got {base!r}")
+    here = path.resolve()
+    _check(here not in _chain, f"{path}: its base chain comes back to itself ({' -> '.join(map(str, _chain))})")
+    relative = path.parent / base
+    parent = load_config_dict(str(relative) if base not in NAMED_CONFIGS and relative.is_file() else base,
+                              _chain + (here,))
+    return _merged(parent, tree)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """`base` with `over`'s keys replacing its own; nested mappings merge key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def load_config(name_or_path: str, overrides: Optional[list[str]] = None) -> Config:

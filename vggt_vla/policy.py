@@ -4,14 +4,19 @@
     policy.reset()                                        # at the start of every episode
     action = policy.select_action(obs)                    # [A] numpy, in the dataset's action units
 
-`obs` is a dict: one uint8 [H, W, 3] image per camera key of the training config (e.g.
-"observation.images.image", "observation.images.wrist_image"), the state under the config's
-state key ("observation.state"), and the instruction under "instruction" (or "task").
+`obs` is a dict: one uint8 [H, W, 3] image (or float in [0, 1]) per camera key of the training
+config (e.g. "observation.images.image", "observation.images.wrist_image"), the state under the
+config's state key ("observation.state"), and the instruction under "instruction" (or "task").
+A state or float image holding NaN/inf raises NonFiniteObservation.
 
-Action queue: a chunk of T actions is predicted and its first `n_action_steps` (default 5) are
-executed before predicting again; executing a whole chunk open-loop is a known failure mode.
-Temporal ensembling (ACT) instead predicts every step and averages all predictions made for the
-current step, weighting the older ones by exp(-coeff * age index).
+Action queue: a chunk of T actions is predicted and its first `n_action_steps` are executed
+before predicting again; executing a whole chunk open-loop is a known failure mode. Temporal
+ensembling (ACT) instead predicts every step and averages all predictions made for the current
+step, weighting the older ones by exp(-coeff * age index). Both settings come from the config's
+inference: section (config.InferenceConfig, saved with the checkpoint) unless given explicitly:
+
+    Policy.from_pretrained("logs/demo", n_action_steps=3)              # a queue of 3
+    Policy.from_pretrained("logs/demo", temporal_ensemble_coeff="off")  # the queue, whatever the config says
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from vggt_vla.config import Config
+from vggt_vla.config import Config, InferenceConfig
 from vggt_vla.data.normalize import Normalizer
 from vggt_vla.data.transforms import ImageTransform
 from vggt_vla.models.vla_model import VLAModel
@@ -35,27 +40,46 @@ class NonFiniteObservation(ValueError):
     """An observation holds NaN or inf."""
 
 
+def camera_frame(key: str, value) -> np.ndarray:
+    """One camera's image as the model's training frames were: uint8 [H, W, 3]. A float image
+    (many simulators and camera drivers give one) must hold values in [0, 1] and is scaled to
+    0..255 and rounded; a float image outside [0, 1] (0..255 as floats, say) raises ValueError
+    rather than being guessed at. NaN/inf never get here (Policy.check_finite runs first)."""
+    arr = np.asarray(value)
+    if not np.issubdtype(arr.dtype, np.floating) or arr.size == 0:
+        return arr  # uint8 as it is; other dtypes are named by the transform
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"observation['{key}'] is a float image with values in [{lo:g}, {hi:g}]; float "
+                         f"images must be in [0, 1] (divide by 255), or pass uint8 frames")
+    return np.rint(arr * 255.0).astype(np.uint8)
+
+
 class Policy:
-    def __init__(self, model: VLAModel, cfg: Config, normalizer: Normalizer, n_action_steps: int = 5,
-                 temporal_ensemble_coeff: Optional[float] = None, device="cpu"):
-        T = cfg.model.action_head.chunk_size
-        if not 1 <= n_action_steps <= T:
-            raise ValueError(f"n_action_steps={n_action_steps} must be in [1, chunk_size={T}]")
+    def __init__(self, model: VLAModel, cfg: Config, normalizer: Normalizer, n_action_steps: Optional[int] = None,
+                 temporal_ensemble_coeff: Optional[float | str] = None, device="cpu"):
+        """n_action_steps, temporal_ensemble_coeff: None takes cfg.inference's value;
+        temporal_ensemble_coeff="off" (config.ENSEMBLE_OFF) runs the action queue. An invalid
+        setting raises ConfigError (a ValueError) naming it."""
+        # What runs: the checkpoint's inference settings with the explicit arguments in their place.
+        self.inference: InferenceConfig = cfg.inference.overridden(n_action_steps, temporal_ensemble_coeff)
+        self.inference.check_chunk(cfg.model.action_head.chunk_size)
         self.model = model.to(device).eval()
         self.cfg = cfg
         self.normalizer = normalizer
         self.device = torch.device(device)
-        self.n_action_steps = n_action_steps
-        self.temporal_ensemble_coeff = temporal_ensemble_coeff
+        self.n_action_steps = self.inference.n_action_steps
+        self.temporal_ensemble_coeff = self.inference.temporal_ensemble
         self.transform = ImageTransform(cfg.model.vision.image_size, flip=cfg.data.flip_images)
         self.generator = torch.Generator(device=self.device).manual_seed(0)
         self.reset()
 
     @classmethod
-    def from_pretrained(cls, path, device: str = "auto", n_action_steps: int = 5,
-                        temporal_ensemble_coeff: Optional[float] = None) -> "Policy":
+    def from_pretrained(cls, path, device: str = "auto", n_action_steps: Optional[int] = None,
+                        temporal_ensemble_coeff: Optional[float | str] = None) -> "Policy":
         """Raises CheckpointError (one line: file, problem, fix) when the checkpoint is missing,
-        unreadable, foreign, or its weights, config and statistics disagree."""
+        unreadable, foreign, or its weights, config and statistics disagree; ConfigError when an
+        explicit inference setting does not fit it. None: the checkpoint's inference: section."""
         ckpt = load_checkpoint(path, ("best", "last"))  # a .pt file as is
         cfg = checkpoint_config(ckpt)
         normalizer = checkpoint_normalizer(ckpt, cfg)
@@ -104,7 +128,7 @@ class Policy:
             if missing:
                 raise KeyError(f"observation lacks camera(s) {missing}; it has {sorted(obs)} "
                                f"(the policy was trained on {data.camera_keys})")
-            frames = [np.asarray(obs[k]) for k in data.camera_keys]
+            frames = [camera_frame(k, obs[k]) for k in data.camera_keys]
             images.append(self.transform.cameras(frames))  # [V, 3, S, S]
             text = obs.get("instruction", obs.get("task"))
             if not isinstance(text, str):

@@ -17,7 +17,7 @@ and ends when the instruction is carried out.
 
 LIBERO demonstrations start from scenes LIBERO's placement sampler draws from seeds evaluation
 never uses (or, on request, from the benchmark's fixed initial states). The simulation runs
-without cameras (about 10x faster) and saves each episode as it ends (a generation resumes);
+without cameras (far cheaper) and saves each episode as it ends (a generation resumes);
 the kept episodes' frames are rendered afterwards by replaying their saved MuJoCo states. For
 another suite nothing changes here as long as the expert solves its tasks
 (vggt_vla/sim/libero_expert.py reads each task's goal from its BDDL). Written as LeRobot v3.0
@@ -36,8 +36,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from vggt_vla.constants import ACTION_KEY, ACTION_NAMES, CAMERA_KEYS, STATE_KEY
+from vggt_vla.constants import (ACTION_KEY, ACTION_NAMES, CAMERA_KEYS, STATE_KEY, camera_extrinsics_key,
+                                camera_intrinsics_key, depth_key)
 from vggt_vla.data.dataset import chunk_rows
+from vggt_vla.data.geometry import encode_depth
 from vggt_vla.data.libero_hdf5 import LiberoHDF5Writer
 from vggt_vla.data.writer import LeRobotWriter, available_av1_encoder
 from vggt_vla.parallel import map_jobs
@@ -51,14 +53,36 @@ from vggt_vla.sim.libero_expert import LiberoExpert
 from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
-def episode_features(image_size: int, state_names: Sequence[str], video: bool = False) -> dict:
+def episode_features(image_size: int, state_names: Sequence[str], video: bool = False,
+                     geometry: bool = False) -> dict:
     """The LeRobot feature schema both recorders write: the two cameras (PNG frames in parquet, or
-    AV1 video), the 8-D state and the 7-D action (lerobot/libero_*_image's layout)."""
+    AV1 video), the 8-D state and the 7-D action (lerobot/libero_*_image's layout); with geometry,
+    each camera's depth map and parameters too (vggt_vla/data/geometry.py)."""
     cam = {"dtype": "video" if video else "image", "shape": [image_size, image_size, 3],
            "names": ["height", "width", "channels"]}
-    return {**{key: dict(cam) for key in CAMERA_KEYS},
-            STATE_KEY: {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
-            ACTION_KEY: {"dtype": "float32", "shape": [len(ACTION_NAMES)], "names": ACTION_NAMES}}
+    features = {**{key: dict(cam) for key in CAMERA_KEYS},
+                STATE_KEY: {"dtype": "float32", "shape": [len(state_names)], "names": list(state_names)},
+                ACTION_KEY: {"dtype": "float32", "shape": [len(ACTION_NAMES)], "names": ACTION_NAMES}}
+    if geometry:
+        for key in CAMERA_KEYS:
+            features[depth_key(key)] = {"dtype": "image", "shape": [image_size, image_size, 1],
+                                        "names": ["height", "width", "depth_mm"]}
+            features[camera_intrinsics_key(key)] = {"dtype": "float32", "shape": [4],
+                                                    "names": ["fx", "fy", "cx", "cy"]}
+            features[camera_extrinsics_key(key)] = {"dtype": "float32", "shape": [12],
+                                                    "names": [f"cam_from_base_{r}{c}" for r in range(3)
+                                                              for c in range(4)]}
+    return features
+
+
+def geometry_columns(demo: dict) -> dict[str, np.ndarray]:
+    """A rendered episode's geometry arrays in the dataset's storage types (depth as uint16 mm)."""
+    out = {}
+    for key in CAMERA_KEYS:
+        out[depth_key(key)] = encode_depth(demo[depth_key(key)])
+        out[camera_intrinsics_key(key)] = demo[camera_intrinsics_key(key)].astype(np.float32)
+        out[camera_extrinsics_key(key)] = demo[camera_extrinsics_key(key)].astype(np.float32)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,16 +90,15 @@ def episode_features(image_size: int, state_names: Sequence[str], video: bool = 
 # ---------------------------------------------------------------------------------------------
 
 DEMO_FPS = 10
-# Episodes of the demo dataset (~30 s to write). The recipe trains on new scenes
-# (data.live_expert) and takes its validation episodes and statistics from them; trained on
-# directly, 200 were memorised (train L1 fell, validation L1 stayed flat) and 1,000 gave 81%
-# (ARCHITECTURE_ANALYSIS.md section 7).
+# Episodes of the demo dataset. The recipe trains on new scenes (data.live_expert) and takes its
+# validation episodes and statistics from these; trained on directly, a few hundred episodes are
+# memorised (docs/experiments/2026-12-01-demo-recipe.md).
 DEFAULT_EPISODES = 1000
 # The executed action is the expert's plus noise n_t = CORRELATION * n_(t-1) + N(0, NOISE^2); the
-# expert's own action is recorded, so the data shows recoveries. Correlated noise (0.8) drifts
-# further from the expert's path than independent noise (0): with it, one training seed gained
-# 3 points and "push forward" went from 30% to 74%, but a second seed gained nothing
-# (ARCHITECTURE_ANALYSIS.md section 7), so the recipe keeps 0.
+# expert's own action is recorded, so the data shows recoveries. The recorded dataset uses
+# independent noise (0): on recorded episodes, correlated noise did not hold up over two training
+# seeds. The recipe's live scenes use correlated noise (data.live_noise_correlation: 0.8 in
+# configs/train_demo.yaml), where it does (docs/experiments/2026-12-01-demo-recipe.md).
 DEMO_NOISE = 0.3
 DEMO_NOISE_CORRELATION = 0.0
 
@@ -129,6 +152,8 @@ def make_demo_dataset(out: Union[str, Path], *, num_episodes: int = DEFAULT_EPIS
     under "demo_recording" (see demo_recipe_mismatch)."""
     from tqdm import tqdm
 
+    if num_episodes < 1:  # before the writer creates `out`: a refused call leaves nothing behind
+        raise ValueError(f"num_episodes={num_episodes}: a dataset needs at least 1 episode")
     codec = video_codec
     if video and codec is None:
         codec = available_av1_encoder()
@@ -164,12 +189,13 @@ class LiveDemoFrames(torch.utils.data.Dataset):
     """Training items (FrameDataset's format) from new scripted-expert episodes of the demo env.
 
     On construction the expert, with action noise on what it executes, solves new scenes (simulated only,
-    ~0.5 ms an episode) until they hold `length` items: from each episode, every
+    nothing rendered) until they hold `length` items: from each episode, every
     `frame_stride`-th frame from a random offset. Frames thus come from episodes in proportion to
     their length, as from a recorded dataset, and a scene gives ~27 / frame_stride items, each used
-    once (the sampler spreads them over the run). An item is rendered when it is loaded (~0.2 ms).
-    The demo recipe's 2,400 steps of 32 frames, stride 4, see ~9,800 scenes (~9 s of simulation);
-    a 1,000-episode dataset would show each of its scenes ~75 times and is learnt by heart.
+    once (the sampler spreads them over the run). An item is rendered when it is loaded.
+    A run thus sees thousands of scenes, each frame once, where a recorded dataset of 1,000
+    episodes would show each of its scenes dozens of times and be learnt by heart
+    (docs/experiments/2026-12-01-demo-recipe.md).
 
     length: items per epoch (the trainer asks for one epoch of max_steps batches).
     normalizer: the recorded dataset's statistics, so live and recorded frames share their units.
@@ -268,8 +294,8 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
                           action_noise: float = 0.0, rng: Optional[np.random.Generator] = None,
                           seed: Optional[int] = None, render: bool = True) -> Optional[dict]:
     """One expert episode from `init_state` (None: a scene sampled from `seed`), as arrays with one
-    row per control step (None if the expert failed). The simulation runs without cameras (~10x
-    faster); with render=True the frames are rendered afterwards by replaying the saved MuJoCo
+    row per control step (None if the expert failed). The simulation runs without cameras (far
+    cheaper); with render=True the frames are rendered afterwards by replaying the saved MuJoCo
     states (`render_libero_frames`), which gives the same pictures as live rendering.
 
     action_noise: Gaussian noise (in action units) added to the executed translation/rotation, while
@@ -304,16 +330,22 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
     return out
 
 
-def render_libero_frames(env: LiberoEnv, sim_states: np.ndarray) -> dict[str, np.ndarray]:
-    """Both cameras at each saved MuJoCo state, at the env's camera size: {key: uint8 [T, S, S, 3]}."""
-    renders = [env.render_state(state) for state in sim_states]
-    return {key: np.stack([r[key] for r in renders]) for key in LIBERO_CAMERAS}
+def render_libero_frames(env: LiberoEnv, sim_states: np.ndarray, geometry: bool = False) -> dict[str, np.ndarray]:
+    """Both cameras at each saved MuJoCo state, at the env's camera size: {key: uint8 [T, S, S, 3]};
+    with geometry, also each camera's depth [T, S, S] (metres) and parameters [T, 4] / [T, 12]."""
+    renders = [env.render_state(state, geometry) for state in sim_states]
+    return {key: np.stack([r[key] for r in renders]) for key in renders[0]}
 
 
 # The LeRobot LIBERO datasets label their frames 10 fps although each row is one 20 Hz control step
 # (OpenVLA's regenerated demos, every step kept); we write the same label and the same one row per
 # control step, so a policy trained on either executes its actions at the simulator's 20 Hz.
 LEROBOT_FPS = 10
+# meta/info.json's description of the geometry features (vggt_vla/data/geometry.py).
+GEOMETRY_INFO = {"depth": "uint16 PNG, millimetres along the optical axis, 0 = none",
+                 "intrinsics": "fx, fy, cx, cy in pixels of the stored image (fx < 0: stored mirrored)",
+                 "extrinsics": "camera-from-base [R | t] row-major, OpenCV axes (x right, y down, z forward)",
+                 "base_frame": "robot0_base"}
 INIT_STATES = ("sampled", "benchmark")
 
 _LIBERO_WORKER: dict = {}
@@ -354,7 +386,7 @@ def _render_job(job: tuple[int, str]) -> dict:
     with np.load(path) as f:
         demo = {k: f[k] for k in f.files}
     demo["instruction"], demo["task"] = str(demo["instruction"]), task
-    demo.update(render_libero_frames(_worker_env(task), demo["sim_state"]))
+    demo.update(render_libero_frames(_worker_env(task), demo["sim_state"], _LIBERO_WORKER["geometry"]))
     return demo
 
 
@@ -362,7 +394,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                           episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
                           fast_render: bool = False, action_noise: float = 0.0, workers: int = 1,
                           seed: Optional[int] = None, init_states: str = "sampled", overwrite: bool = False,
-                          progress: bool = True) -> dict:
+                          geometry: bool = False, rerender: bool = False, progress: bool = True) -> dict:
     """Run the expert on `episodes_per_task` scenes of each task, keep the episodes it solved and
     write them under `out`: a LeRobot v3.0 dataset (out/lerobot, fmt "lerobot"), LIBERO HDF5 files
     (out/libero_hdf5, one <task>_demo.hdf5 per task, fmt "libero_hdf5") or both.
@@ -377,6 +409,11 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     (other settings are refused; overwrite=True starts over). Rendering and writing then run
     from the saved episodes. Returns the expert's success per task, also written to
     out/expert_success.json, which marks the generation complete: called again, it returns that.
+
+    geometry: also record each camera's depth and parameters (vggt_vla/data/geometry.py), from the
+    same render pass. It is a rendering setting: a complete generation rendered otherwise is
+    refused unless rerender=True, which renders the datasets again from the saved episodes (no new
+    simulation) and replaces out/lerobot and out/libero_hdf5.
     """
     from tqdm import tqdm
 
@@ -402,7 +439,14 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     done_file = root / "expert_success.json"
     recorded = _claim_libero_output(root, settings, overwrite)
     if done_file.exists():
-        return json.loads(done_file.read_text())
+        done = json.loads(done_file.read_text())
+        if bool(done.get("geometry", False)) == geometry and not rerender:
+            return done
+        if not rerender:
+            have = "with" if done.get("geometry") else "without"
+            raise FileExistsError(f"{root} holds datasets rendered {have} geometry; pass --rerender to render them "
+                                  f"again from its saved episodes (no new simulation), or another --out")
+        done_file.unlink()  # incomplete from here until the new datasets are written
     paths = {job: recorded / f"task{job.task:02d}_seed{job.seed}.npz" for job in jobs}
 
     # 1. Simulate (resumable): the expert, without cameras, each episode saved as it ends.
@@ -410,7 +454,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     start = time.perf_counter()
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="expert episodes", disable=not progress,
                dynamic_ncols=True, mininterval=0.2 if sys.stderr.isatty() else 30)
-    worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise}
+    worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
+                       "geometry": geometry}
     for _ in map_jobs(_simulate_job, todo, workers, _libero_worker_init, (worker_settings,)):
         bar.update(1)
     bar.close()
@@ -428,10 +473,12 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     start = time.perf_counter()
     writer = None
     if fmt in ("lerobot", "both"):
-        writer = LeRobotWriter(root / "lerobot", fps=LEROBOT_FPS, features=episode_features(size, LIBERO_STATE_NAMES),
+        writer = LeRobotWriter(root / "lerobot", fps=LEROBOT_FPS,
+                               features=episode_features(size, LIBERO_STATE_NAMES, geometry=geometry),
                                version="v3.0", robot_type="panda", overwrite=True,
                                extra_info={"simulator_versions": versions, "fast_render": fast_render,
-                                           "libero_generation": settings})
+                                           "libero_generation": settings,
+                                           **({"geometry": GEOMETRY_INFO} if geometry else {})})
     h5: dict[int, LiberoHDF5Writer] = {}
     bar = tqdm(total=len(kept), desc="render + write", disable=not progress, dynamic_ncols=True,
                mininterval=0.2 if sys.stderr.isatty() else 30)
@@ -441,6 +488,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
             frames = {key: demo[key] for key in LIBERO_CAMERAS}
             frames[STATE_KEY] = demo["state"].astype(np.float32)
             frames["action"] = demo["action"].astype(np.float32)
+            if geometry:
+                frames.update(geometry_columns(demo))
             writer.add_episode(frames, task=demo["instruction"])
         if fmt in ("libero_hdf5", "both"):
             if task not in h5:
@@ -452,17 +501,23 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                                                          "simulator_versions": json.dumps(versions)})
             cams = list(LIBERO_CAMERAS)
             robot_states = np.concatenate([demo["gripper"], demo["eef_pos"], demo["eef_quat"]], axis=1)
+            extra = {}
+            if geometry:
+                for cam, name in zip(cams, LiberoHDF5Writer.GEOMETRY_CAMERAS):
+                    extra.update({f"{name}_depth": demo[depth_key(cam)],
+                                  f"{name}_intrinsics": demo[camera_intrinsics_key(cam)],
+                                  f"{name}_extrinsics": demo[camera_extrinsics_key(cam)]})
             h5[task].add_demo(actions=demo["action"], states=demo["sim_state"], robot_states=robot_states,
                               agentview_rgb=demo[cams[0]], eye_in_hand_rgb=demo[cams[1]], ee_pos=demo["eef_pos"],
                               ee_ori=demo["eef_axis_angle"], gripper_states=demo["gripper"],
-                              joint_states=demo["joints"])
+                              joint_states=demo["joints"], **extra)
         bar.update(1)
     bar.close()
     for w in h5.values():
         w.close()
     if writer is not None:
         writer.finalize()
-    summary = {**settings, "episodes": len(jobs), "kept": len(kept),
+    summary = {**settings, "geometry": geometry, "episodes": len(jobs), "kept": len(kept),
                "simulate_s": round(simulate_s, 1), "render_write_s": round(time.perf_counter() - start, 1),
                "per_task": [{"task": t, "instruction": infos[t].instruction, "successes": sum(results[t]),
                              "episodes": len(results[t]), "success_rate": sum(results[t]) / max(1, len(results[t]))}

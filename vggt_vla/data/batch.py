@@ -2,7 +2,8 @@
 dataset whose items carry these keys (LeRobot, LIBERO HDF5, a new format) batches the same way.
 
     item  = {"images" [V,3,S,S], "instruction" str, "state" [S], "actions" [T,A],
-             "action_pad_mask" [T] bool, "goal_state" [S] and "row" int (both optional)}
+             "action_pad_mask" [T] bool, "goal_state" [S] and "row" int (both optional),
+             "geometry" [V,P,4] and "geometry_valid" [V,P] (optional, data/geometry.py)}
     batch = collate(items)          # images [B,V,3,S,S], instruction list[str], state [B,S], ...
 
 Batch keys are the item keys (LeRobot's convention), so a key means one thing everywhere.
@@ -27,6 +28,9 @@ def collate(items: list[dict]) -> dict:
     }
     if all("goal_state" in it for it in items):
         batch["goal_state"] = _stack([it["goal_state"] for it in items])
+    for key in ("geometry", "geometry_valid"):  # recorded geometry targets (data/geometry.py)
+        if all(key in it for it in items):
+            batch[key] = _stack([it[key] for it in items])
     if all("row" in it for it in items):
         batch["row"] = torch.tensor([it["row"] for it in items], dtype=torch.long)
     return batch

@@ -6,7 +6,9 @@
 
 The action chunk of row r is rows r .. r+T-1 of its episode; steps past the episode's end repeat
 its last action and are marked in action_pad_mask (excluded from the loss). goal_state is the
-state at the episode's last row (the target of model.goal_loss_weight).
+state at the episode's last row (the target of model.goal_loss_weight). With a geometry_grid, items
+also carry the recorded geometry per patch (data/geometry.py; model.geometry_target): geometry
+[V, h*w, 4] (base-frame x, y, z and depth, metres) and geometry_valid [V, h*w].
 """
 
 from __future__ import annotations
@@ -31,8 +33,13 @@ class FrameDataset(Dataset):
     """
 
     def __init__(self, source: Source, *, chunk_size: int, transform: ImageTransform,
-                 normalizer: Optional[Normalizer] = None, episodes: Optional[Sequence[int]] = None):
+                 normalizer: Optional[Normalizer] = None, episodes: Optional[Sequence[int]] = None,
+                 geometry_grid: Optional[tuple[int, int]] = None):
         self.source = source
+        # Per-patch geometry targets on this (h, w) patch grid (data/geometry.py), or None.
+        self.geometry_grid = geometry_grid
+        if geometry_grid is not None and not source.has_geometry:
+            raise ValueError("geometry_grid needs a source opened with its geometry (has_geometry)")
         self.chunk_size = int(chunk_size)
         self.transform = transform
         self.normalizer = normalizer
@@ -63,8 +70,15 @@ class FrameDataset(Dataset):
         chunk, pad = chunk_rows(row, end, self.chunk_size)  # [T], [T]
         last = end - 1
         frames = [src.frame(c, row) for c in range(len(src.camera_keys))]  # V x [H, W, 3] uint8
-        images = self.transform.cameras(frames)  # [V, 3, S, S]
-        return {
+        extra = {}
+        if self.geometry_grid is None:
+            images = self.transform.cameras(frames)  # [V, 3, S, S]
+        else:
+            cams = range(len(frames))
+            images, geometry, valid = self.transform.with_geometry(
+                frames, [src.depth(c, row) for c in cams], [src.camera(c, row) for c in cams], self.geometry_grid)
+            extra = {"geometry": geometry, "geometry_valid": valid}  # [V, h*w, 4], [V, h*w]
+        return {**extra,
             "images": images,
             "instruction": src.tasks[src.task_index[row]],
             "state": torch.from_numpy(self._state[row].copy()),  # [S]

@@ -29,8 +29,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from vggt_vla.constants import BOOKKEEPING_COLUMNS
+from vggt_vla.constants import BOOKKEEPING_COLUMNS, camera_extrinsics_key, camera_intrinsics_key, depth_key
 
+from .geometry import check_geometry_features, decode_depth
 from .images import ParquetImageStore
 from .meta import DatasetError, LeRobotMeta, load_meta, read_parquet
 from .normalize import REQUIRED_STATS
@@ -52,7 +53,7 @@ class LeRobotSource(SourceColumns):
                  state_key: Optional[str] = "observation.state", action_key: str = "action",
                  rename_map: Optional[dict[str, str]] = None, revision: Optional[str] = None,
                  cache_dir: Optional[str | Path] = None, video_tolerance_s: float = 1e-4,
-                 progress: bool = True):
+                 geometry: bool = False, progress: bool = True):
         self.meta: LeRobotMeta = load_meta(dataset, revision)
         inverse = {v: k for k, v in (rename_map or {}).items()}  # config name -> dataset name
         self.camera_keys = list(camera_keys) if camera_keys else self.meta.camera_keys
@@ -70,6 +71,9 @@ class LeRobotSource(SourceColumns):
         if self._images is not None and self._images.num_rows != self.num_rows:
             raise DatasetError(f"image cache {self._images.dir} has {self._images.num_rows} rows but the "
                                f"data files have {self.num_rows}; delete the cache directory")
+        self.has_geometry = geometry
+        if geometry:
+            self._load_geometry(cache_dir, progress)
         self._video = VideoFrameReader(tolerance_s=video_tolerance_s)
         # Per camera: ("image", column in the image store) or ("video", VideoIndex).
         self._cams = []
@@ -102,6 +106,40 @@ class LeRobotSource(SourceColumns):
         for key in _INDEX_COLUMNS:
             if key not in feats:
                 raise DatasetError(f"{self.meta.root / 'meta' / 'info.json'} lacks bookkeeping feature {key!r}")
+
+    def _load_geometry(self, cache_dir, progress: bool) -> None:
+        """Depth maps (through the image store) and camera parameter columns of every camera."""
+        missing = check_geometry_features(self.meta.features, self.camera_features)
+        if missing:
+            raise DatasetError(
+                f"{self.meta.root} has no recorded geometry (missing {missing[:3]}{'...' if len(missing) > 3 else ''}), "
+                f"which model.geometry_target needs. Generate the demonstrations with "
+                f"scripts/generate_libero_demos.py --geometry (an existing generation: add --geometry --rerender, "
+                f"no new simulation), or set model.geometry_target.weight: 0")
+        depth_feats = [depth_key(f) for f in self.camera_features]
+        self._depth = ParquetImageStore(self.meta.data_files, depth_feats, cache_dir, progress)
+        cols = {}
+        for path in self.meta.data_files:
+            table = read_parquet(path, [k for f in self.camera_features
+                                        for k in (camera_intrinsics_key(f), camera_extrinsics_key(f))])
+            for key in table.column_names:
+                cols.setdefault(key, []).append(_column_to_numpy(table.column(key), path, key))
+        self._intrinsics = [np.concatenate(cols[camera_intrinsics_key(f)]).astype(np.float32).reshape(-1, 4)
+                            for f in self.camera_features]  # V x [N, 4]
+        self._extrinsics = [np.concatenate(cols[camera_extrinsics_key(f)]).astype(np.float32).reshape(-1, 12)
+                            for f in self.camera_features]  # V x [N, 12]
+
+    def depth(self, cam: int, row: int) -> np.ndarray:
+        """Camera `cam`'s depth map at `row`: float32 [H, W] metres (0 = none)."""
+        try:
+            return decode_depth(self._depth.encoded(cam, row))
+        except Exception as err:
+            raise DatasetError(f"row {row} of depth feature {self._depth.keys[cam]!r} is not a readable "
+                               f"16-bit PNG ({type(err).__name__}: {err})") from err
+
+    def camera(self, cam: int, row: int) -> tuple[np.ndarray, np.ndarray]:
+        """Camera `cam`'s intrinsics [4] and camera-from-base extrinsics [12] at `row`."""
+        return self._intrinsics[cam][row], self._extrinsics[cam][row]
 
     def _load_columns(self, progress: bool) -> None:
         from tqdm import tqdm

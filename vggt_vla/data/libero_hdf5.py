@@ -254,6 +254,11 @@ class LiberoHDF5Writer:
     """
 
     OBS_KEYS = ("agentview_rgb", "eye_in_hand_rgb", "ee_pos", "ee_ori", "gripper_states", "joint_states")
+    # Recorded geometry (data/geometry.py), optional: per camera <cam>_depth (metres, float32
+    # [T, H, W, 1], robomimic's layout), <cam>_intrinsics [T, 4] and <cam>_extrinsics [T, 12]. Given
+    # in the LeRobot orientation like the images; stored, like them, in the raw render orientation
+    # (180 degrees), for which the intrinsics become (-fx, -fy, W - cx, H - cy).
+    GEOMETRY_CAMERAS = ("agentview", "eye_in_hand")
 
     def __init__(self, path: str | Path, *, instruction: str, problem_name: str = "libero_tabletop_manipulation",
                  bddl_file: str = "", extra_attrs: Optional[dict] = None, overwrite: bool = False):
@@ -298,8 +303,25 @@ class LiberoHDF5Writer:
             else:
                 o.create_dataset(key, data=value.astype(np.float64))
         o.create_dataset("ee_states", data=np.concatenate([obs["ee_pos"], obs["ee_ori"]], axis=1))
+        for cam in self.GEOMETRY_CAMERAS:
+            if f"{cam}_depth" in obs:
+                self._add_geometry(o, cam, n, obs)
         self.num_demos += 1
         self.total += n
+
+    @staticmethod
+    def _add_geometry(group, cam: str, n: int, obs: dict) -> None:
+        depth = np.asarray(obs[f"{cam}_depth"], dtype=np.float32)  # [T, H, W]
+        K = np.asarray(obs[f"{cam}_intrinsics"], dtype=np.float32).reshape(n, 4)
+        E = np.asarray(obs[f"{cam}_extrinsics"], dtype=np.float32).reshape(n, 12)
+        if depth.shape[0] != n:
+            raise ValueError(f"obs '{cam}_depth' has {depth.shape[0]} rows for {n} actions")
+        h, w = depth.shape[1:3]
+        raw_K = np.stack([-K[:, 0], -K[:, 1], w - K[:, 2], h - K[:, 3]], axis=1)
+        group.create_dataset(f"{cam}_depth", data=np.ascontiguousarray(depth[:, ::-1, ::-1])[..., None],
+                             compression="gzip", compression_opts=1)
+        group.create_dataset(f"{cam}_intrinsics", data=raw_K)
+        group.create_dataset(f"{cam}_extrinsics", data=E)
 
     def close(self) -> Path:
         if self.file:

@@ -68,26 +68,30 @@ def build_datasets(cfg, normalizer: Optional[Normalizer] = None, progress: bool 
     train_eps, val_eps = split_episodes(episodes, d.val_fraction, d.split_seed)
     size = cfg.model.vision.image_size
     chunk = cfg.model.action_head.chunk_size
+    # model.geometry_target: per-patch targets on the patch-embedding grid (the model checks it).
+    grid = ((size // cfg.model.vision.patch_size,) * 2 if cfg.model.geometry_target.enabled else None)
     train = FrameDataset(source, chunk_size=chunk, normalizer=normalizer, episodes=train_eps,
                            transform=ImageTransform(size, flip=d.flip_images, augment=d.augment,
-                                                    crop_scale=d.crop_scale, color_jitter=d.color_jitter))
+                                                    crop_scale=d.crop_scale, color_jitter=d.color_jitter),
+                           geometry_grid=grid)
     val = None
     if len(val_eps):
         val = FrameDataset(source, chunk_size=chunk, normalizer=normalizer, episodes=val_eps,
-                             transform=ImageTransform(size, flip=d.flip_images))
+                             transform=ImageTransform(size, flip=d.flip_images), geometry_grid=grid)
     return Datasets(train, val, normalizer)
 
 
 def make_loader(dataset, *, batch_size: int, shuffle: bool = False, sampler=None, num_workers: int = 0,
                 prefetch_factor: int = 2, persistent_workers: bool = False, pin_memory: bool = False,
-                drop_last: bool = False, seed: int = 0, worker_init_fn=None) -> DataLoader:
+                drop_last: bool = False, seed: int = 0, worker_init_fn=None, collate_fn=collate) -> DataLoader:
     """The one place a DataLoader is built: training (one per epoch, with its EpochSampler),
-    validation, offline evaluation and both benchmarks. Batches are `batch.collate` dicts. A
+    validation, offline evaluation, both benchmarks and the geometry model (which passes torch's
+    default_collate for its own items). Batches are `batch.collate` dicts by default. A
     private generator seeded with `seed` drives shuffling and the workers' seeds, so building a
     loader never draws from the global RNG (exact resume). pin_memory applies only with CUDA."""
     extra = {"prefetch_factor": prefetch_factor, "persistent_workers": persistent_workers} if num_workers > 0 else {}
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, num_workers=num_workers,
-                      pin_memory=pin_memory and torch.cuda.is_available(), collate_fn=collate,
+                      pin_memory=pin_memory and torch.cuda.is_available(), collate_fn=collate_fn,
                       drop_last=drop_last, generator=torch.Generator().manual_seed(seed),
                       worker_init_fn=worker_init_fn, **extra)
 

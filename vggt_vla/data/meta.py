@@ -102,7 +102,8 @@ class LeRobotMeta:
 
     @property
     def camera_keys(self) -> list[str]:
-        return self.feature_keys("image", "video")
+        """Image/video features that are colour cameras (depth maps, data/geometry.py, are not)."""
+        return [k for k in self.feature_keys("image", "video") if not is_depth_feature(self.features[k])]
 
     def load_stats(self) -> Optional[Stats]:
         """Dataset statistics: meta/stats.json (v3.0, v2.0), else v2.1's per-episode stats
@@ -116,6 +117,12 @@ class LeRobotMeta:
         if self.episodes.stats:
             return aggregate_stats(self.episodes.stats)
         return None
+
+
+def is_depth_feature(feature: dict) -> bool:
+    """A depth map stored as an image feature: one channel (data/geometry.py)."""
+    shape = feature.get("shape") or []
+    return feature.get("dtype") == "image" and len(shape) == 3 and shape[-1] == 1
 
 
 def load_meta(dataset: str | Path, revision: Optional[str] = None) -> LeRobotMeta:

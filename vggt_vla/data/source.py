@@ -13,6 +13,9 @@ consecutive, in frame order):
     episode_indices [E]                  the dataset's episode numbers (data.episodes selects them)
     episode_position(index) -> int       episode number -> position, DatasetError if absent
     frame(camera, row) -> [H, W, 3] uint8   a camera image, by position in camera_keys
+    has_geometry                         whether depth and camera are available (data/geometry.py):
+    depth(camera, row) -> [H, W] float32     metres, 0 = none
+    camera(camera, row) -> (intrinsics [4], extrinsics [12])
     stats(mode) -> {key: {mean, std, ...}}  state/action statistics under the config's names
     identity() -> dict                   what names the data for the frozen-feature cache
     state_dim, action_dim                (SourceColumns derives them)
@@ -61,6 +64,8 @@ class Source(Protocol):
 class SourceColumns:
     """The members every source derives the same way from its columns."""
 
+    has_geometry = False  # a source that loads recorded geometry sets it (lerobot.py)
+
     @property
     def state_dim(self) -> int:
         return self.state.shape[1]
@@ -80,13 +85,18 @@ def _open_lerobot(cfg, progress: bool) -> Source:
     return LeRobotSource(d.dataset_root or d.dataset_repo, camera_keys=d.camera_keys,
                          state_key=d.state_key if cfg.model.state_dim > 0 else None, action_key=d.action_key,
                          rename_map=d.rename_map, revision=d.dataset_revision, cache_dir=d.cache_dir,
-                         video_tolerance_s=d.video_tolerance_s, progress=progress)
+                         video_tolerance_s=d.video_tolerance_s, geometry=cfg.model.geometry_target.enabled,
+                         progress=progress)
 
 
 def _open_libero_hdf5(cfg, progress: bool) -> Source:
     from .libero_hdf5 import LiberoHDF5Source, find_hdf5_files
 
     d = cfg.data
+    if cfg.model.geometry_target.enabled:
+        raise DatasetError("model.geometry_target reads its targets from a LeRobot dataset's geometry features; "
+                           "the libero_hdf5 reader does not load them: train on the generation's lerobot/ copy "
+                           "(data.dataset_format: lerobot)")
     return LiberoHDF5Source(find_hdf5_files(d.dataset_root, d.hdf5_files), camera_keys=d.camera_keys,
                             state_key=d.state_key if cfg.model.state_dim > 0 else None, action_key=d.action_key,
                             rename_map=d.rename_map, progress=progress)

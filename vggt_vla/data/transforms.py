@@ -42,6 +42,10 @@ class ImageTransform:
         self.color_jitter = color_jitter
 
     def __call__(self, frames) -> torch.Tensor:
+        return self._apply(frames)[0]
+
+    def _apply(self, frames) -> tuple[torch.Tensor, list]:
+        """(images [V, 3, S, S], the crop window (top, left, height, width) of each camera)."""
         frames = np.asarray(frames)
         if frames.ndim == 3:
             frames = frames[None]  # one camera [H, W, 3] -> [1, H, W, 3]
@@ -51,11 +55,14 @@ class ImageTransform:
             frames = frames[:, ::-1, ::-1]
         v, h, w, _ = frames.shape
         s = self.size
+        windows = [(0, 0, h, w)] * v
         if self.augment or (h, w) != (s, s):
             # uint8 [V, 3, H, W] viewed channels-last: torch's fast single-threaded uint8 resize path
             x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
             if self.augment:
-                x = torch.cat([_resize(self._random_crop(x[i:i + 1]), s) for i in range(v)])
+                windows = [self._crop_window(h, w) for _ in range(v)]
+                x = torch.cat([_resize(x[i:i + 1, :, t:t + ch, lf:lf + cw], s)
+                               for i, (t, lf, ch, cw) in enumerate(windows)])
             else:
                 x = _resize(x, s)
             chw = x.numpy()  # [V, 3, S, S] uint8 (strided)
@@ -66,7 +73,7 @@ class ImageTransform:
         out *= np.float32(1.0 / 255.0)
         if self.augment and self.color_jitter > 0:
             self._jitter(out)
-        return torch.from_numpy(out)
+        return torch.from_numpy(out), windows
 
     def cameras(self, frames: Sequence[np.ndarray]) -> torch.Tensor:
         """One [H, W, 3] frame per camera -> [V, 3, S, S]: a single call when the sizes agree."""
@@ -74,14 +81,39 @@ class ImageTransform:
             return self(np.stack(frames))
         return torch.cat([self(f) for f in frames])  # cameras of different sizes: each on its own
 
-    def _random_crop(self, img: torch.Tensor) -> torch.Tensor:
-        """[1, 3, H, W] -> a random [1, 3, h', w'] window with h'w' / HW in [crop_scale, 1]."""
-        _, _, h, w = img.shape
+    def with_geometry(self, frames: Sequence[np.ndarray], depths: Sequence[np.ndarray],
+                      cameras: Sequence[tuple[np.ndarray, np.ndarray]],
+                      grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Frames (as `cameras`), their depth maps [H, W] and camera parameters (intrinsics [4],
+        extrinsics [12]) -> images [V, 3, S, S], per-patch geometry [V, h*w, 4] and its validity
+        [V, h*w] (data/geometry.py). The depth goes through the same flip and crop as the image (and a
+        nearest resize: a mean across an object's edge is no point), so each target lies under its patch."""
+        from .geometry import patch_geometry
+
+        frames = np.stack(frames)  # [V, H, W, 3]
+        images, windows = self._apply(frames)
+        v, h, w = frames.shape[:3]
+        s = self.size
+        out = np.empty((v, grid[0] * grid[1], 4), dtype=np.float32)
+        valid = np.empty((v, grid[0] * grid[1]), dtype=bool)
+        for i, (top, left, ch, cw) in enumerate(windows):
+            if depths[i].shape != (h, w):
+                raise ValueError(f"depth map {depths[i].shape} does not match the {h}x{w} frames")
+            rows = top + ((np.arange(s) + 0.5) * ch / s).astype(np.int64)  # [S] rows of the (flipped) frame
+            cols = left + ((np.arange(s) + 0.5) * cw / s).astype(np.int64)
+            if self.flip:
+                rows, cols = h - 1 - rows, w - 1 - cols
+            out[i], valid[i] = patch_geometry(depths[i], *cameras[i], rows, cols, grid)
+        return images, torch.from_numpy(out), torch.from_numpy(valid)
+
+    def _crop_window(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """A random (top, left, height, width) window of an H x W image with an area fraction in
+        [crop_scale, 1] and the image's aspect ratio."""
         r = torch.rand(3).tolist()
         scale = self.crop_scale + (1.0 - self.crop_scale) * r[0]
         ch, cw = max(1, round(h * math.sqrt(scale))), max(1, round(w * math.sqrt(scale)))
         top, left = int((h - ch) * r[1]), int((w - cw) * r[2])
-        return img[:, :, top:top + ch, left:left + cw]
+        return top, left, ch, cw
 
     def _jitter(self, x: np.ndarray) -> None:
         """In place on [V, 3, S, S]: brightness, contrast, saturation."""

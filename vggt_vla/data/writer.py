@@ -34,7 +34,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .stats import aggregate_stats, image_stats, stats_to_jsonable, vector_stats
+from .geometry import DEPTH_SCALE, depth_png
+from .meta import is_depth_feature
+from .stats import aggregate_stats, image_sample_indices, image_stats, stats_to_jsonable, vector_stats
 
 # SVT-AV1 prints a banner per encoder to stderr; 1 keeps errors only.
 os.environ.setdefault("SVT_LOG", "1")
@@ -149,6 +151,15 @@ def _arrow_type(ft: dict) -> pa.DataType:
     return pa.list_(pa.field("element", scalar), int(ft["shape"][0]))
 
 
+def depth_stats(depth_mm: np.ndarray, quantiles: bool = True) -> dict[str, np.ndarray]:
+    """Stats of uint16 depth maps [N, H, W, 1] in metres over the pixels with depth, shaped [1, 1, 1]."""
+    values = depth_mm[image_sample_indices(len(depth_mm))].reshape(-1)
+    values = values[values > 0].astype(np.float64) / DEPTH_SCALE
+    if values.size == 0:
+        values = np.zeros(1)
+    return {k: v.reshape(1, 1, 1) for k, v in vector_stats(values[:, None], quantiles).items()}
+
+
 class LeRobotWriter:
     """Writes one LeRobot dataset; call `add_episode` per episode, then `finalize` once.
 
@@ -228,7 +239,9 @@ class LeRobotWriter:
         for k in user:
             arr = np.asarray(frames[k])
             expect = (n, *self.features[k]["shape"])
-            if self.features[k]["dtype"] in ("image", "video"):
+            if is_depth_feature(self.features[k]):
+                ok = arr.shape == expect and arr.dtype == np.uint16
+            elif self.features[k]["dtype"] in ("image", "video"):
                 ok = arr.shape == expect and arr.dtype == np.uint8
             else:
                 ok = arr.shape == expect or (list(self.features[k]["shape"]) == [1] and arr.shape == (n,))
@@ -259,7 +272,9 @@ class LeRobotWriter:
         quantiles = self.version == "v3.0"
         stats = {}
         for k, ft in self.features.items():
-            if ft["dtype"] in ("image", "video"):
+            if is_depth_feature(ft):
+                stats[k] = depth_stats(columns[k], quantiles)
+            elif ft["dtype"] in ("image", "video"):
                 stats[k] = image_stats(columns[k], quantiles)
             else:
                 stats[k] = vector_stats(columns[k].reshape(n, -1), quantiles)
@@ -274,8 +289,9 @@ class LeRobotWriter:
         for k in self.column_keys:
             ft, values = self.features[k], columns[k]
             if ft["dtype"] == "image":
-                ext = "png" if self.image_format == "png" else "jpg"
-                blobs = [_encode_image(img, self.image_format) for img in values]
+                ext = "png" if self.image_format == "png" or is_depth_feature(ft) else "jpg"
+                blobs = ([depth_png(d) for d in values] if is_depth_feature(ft)
+                         else [_encode_image(img, self.image_format) for img in values])
                 paths = [f"frame{sep}{i:06d}.{ext}" for i in range(n)]
                 arrays.append(pa.StructArray.from_arrays(
                     [pa.array(blobs, pa.binary()), pa.array(paths, pa.string())], names=["bytes", "path"]))

@@ -13,7 +13,6 @@ cached per instruction (LRU) and the language model runs only for instructions n
 
 from __future__ import annotations
 
-import logging
 import warnings
 from collections import OrderedDict
 
@@ -24,8 +23,6 @@ from vggt_vla.config import LanguageConfig
 from vggt_vla.models.layers import freeze
 from vggt_vla.models.pretrained import (PretrainedUnavailable, known_config, load_or_raise,
                                         stand_in_tokenizer, train_keeping_frozen)
-
-log = logging.getLogger(__name__)
 
 
 def _load_one(name: str, random_weights: bool):
@@ -50,8 +47,10 @@ def load_language_model(cfg: LanguageConfig, random_weights: bool = False):
             raise
         message = (f"LANGUAGE MODEL FALLBACK: could not load '{cfg.language_model}' ({first}); "
                    f"trying '{fallback}' instead")
+        # A warning only: a logging call next to it would print the message twice (logging's
+        # last-resort handler writes warnings to stderr when a script sets up no logging), and a
+        # warning can be caught by a caller that reports the outcome itself (models/summary.py).
         warnings.warn(message, stacklevel=2)
-        log.warning(message)
         try:
             return (*_load_one(fallback, random_weights), fallback)
         except PretrainedUnavailable as second:

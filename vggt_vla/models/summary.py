@@ -69,6 +69,10 @@ def dummy_batch(cfg: Config, batch_size: int = 2, device="cpu", seed: int = 0,
     if m.state_dim > 0:
         batch["state"] = torch.randn(batch_size, m.state_dim, generator=g)
         batch["goal_state"] = torch.randn(batch_size, m.state_dim, generator=g)  # model.goal_loss_weight
+    if m.geometry_target.enabled:  # recorded geometry per patch (data/geometry.py)
+        patches = (size // m.vision.patch_size) ** 2
+        batch["geometry"] = torch.rand(batch_size, V, patches, 4, generator=g)
+        batch["geometry_valid"] = torch.ones(batch_size, V, patches, dtype=torch.bool)
     return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
@@ -113,6 +117,8 @@ def parameter_table(model: VLAModel) -> list[tuple[str, int, int]]:
         rows.append(("goal_head (train)", *count(model.goal_head)))
     if model.alignment is not None:
         rows.append(("alignment.projector (train)", *count(model.alignment.projector)))
+    if model.geometry_head is not None:
+        rows.append(("geometry_head (train)", *count(model.geometry_head)))
     teacher = (0, 0)  # training only: the policy is built without it
     if model.geometry_teacher is not None:
         teacher = count(model.geometry_teacher)

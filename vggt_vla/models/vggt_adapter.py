@@ -29,6 +29,7 @@ with its residual stream in fp32.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Optional
 
@@ -38,11 +39,12 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from vggt_vla.config import VGGTConfig
+from vggt_vla.models.geometry_model import checkpoint_kwargs
 from vggt_vla.models.layers import CrossAttentionBlock, TransformerBlock, freeze, layer_index
 from vggt_vla.models.pretrained import (PretrainedUnavailable, hub_reachable, is_local_path,
                                        train_keeping_frozen)
 from vggt_vla.models.tokens import FusionInputs
-from vggt_vla.models.vggt import CheckpointError, load_aggregator_weights, vggt_1b
+from vggt_vla.models.vggt import VGGT_1B_KWARGS, CheckpointError, load_aggregator_weights, vggt_1b
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,12 @@ def build_aggregator(checkpoint: Optional[str], aggregator_kwargs: dict, random_
     or a local file/directory) unless it is None or random_weights is asked for."""
     if checkpoint is None or random_weights:
         return vggt_1b(**aggregator_kwargs)
+    trained = checkpoint_kwargs(checkpoint)  # a geometry model trained here records its sizes
+    if trained is not None and _full_kwargs(trained) != _full_kwargs(aggregator_kwargs):
+        raise CheckpointError(
+            f"{checkpoint} is an aggregator built with aggregator_kwargs {trained}, but the config gives "
+            f"{aggregator_kwargs or '{} (VGGT-1B)'}; set the config's aggregator_kwargs (model.vggt or "
+            f"model.geometry_alignment) to the checkpoint's")
     with torch.device("meta"):  # no 3.6 GB of random init before the checkpoint replaces it
         aggregator = vggt_1b(**aggregator_kwargs)
     offline = not is_local_path(checkpoint) and not hub_reachable()
@@ -65,6 +73,11 @@ def build_aggregator(checkpoint: Optional[str], aggregator_kwargs: dict, random_
             f"cache): {err}") from err
     log.info("VGGT aggregator: %s", report.summary())
     return aggregator
+
+
+def _full_kwargs(overrides: dict) -> dict:
+    """VGGT-1B's constructor arguments with `overrides`, in JSON's types (tuples -> lists)."""
+    return json.loads(json.dumps({**VGGT_1B_KWARGS, **overrides}))
 
 
 def resize_frames(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -78,7 +78,7 @@ class PooledDetectors(nn.Module):
     A linear patchify's features of a small object depend on where the patch borders cut it, so
     "a cube" and "a ball" at two offsets are four unrelated vectors, and no linear score of them
     tells the shapes apart. The max makes a patch's feature say *what* small pattern it holds
-    (a corner, a round edge), wherever it sits in the patch (ARCHITECTURE_ANALYSIS.md section 7:
+    (a corner, a round edge), wherever it sits in the patch (docs/experiments/2026-12-01-demo-recipe.md:
     with it, a keypoint learns to find "the blue cube" next to a blue ball; without it, never).
     The first max halves the resolution early, which makes the branch 3x cheaper than two
     full-resolution convolutions and learned the same."""

@@ -14,6 +14,9 @@ the state at the episode's last frame (batch["goal_state"]); the head is unused 
 Training with model.geometry_alignment adds weight * (1 - cos) between the backbone's vision tokens
 after one layer and a frozen VGGT teacher's features (models/geometry.py); the teacher is
 built only when VLAModel is asked for it (geometry_teacher=True, the trainer), never at inference.
+Training with model.geometry_target adds an L1 loss between a small head's per-patch prediction from
+the vision tokens after one layer and the recorded 3-D points / depth (batch["geometry"],
+models/geometry_head.py); predict_action_chunk never calls the head.
 With vggt.fusion: inject no vision encoder is built: VGGT alone reads the pixels.
 
 A batch is a dict: ``images`` [B,V,3,H,W] float in [0,1], ``instruction`` list[str] (one per sample), optional
@@ -35,6 +38,7 @@ from vggt_vla.config import ModelConfig
 from vggt_vla.models.action_head import build_action_head
 from vggt_vla.models.film import LanguageFiLM, pool_instruction
 from vggt_vla.models.geometry import GeometryAlignment
+from vggt_vla.models.geometry_head import GeometryHead
 from vggt_vla.models.keypoints import SpatialKeypoints
 from vggt_vla.models.language_encoder import LanguageEncoder
 from vggt_vla.models.simple_backbone import SimpleBackbone
@@ -77,6 +81,8 @@ class VLAModel(nn.Module):
         align = cfg.geometry_alignment
         self.alignment = (GeometryAlignment(align, cfg.dim, geometry_teacher, random_weights)
                           if align.enabled else None)
+        # Auxiliary, training only: recorded depth / 3-D points per patch (models/geometry_head.py).
+        self.geometry_head = (GeometryHead(cfg.geometry_target, cfg.dim) if cfg.geometry_target.enabled else None)
 
     @property
     def geometry_teacher(self):
@@ -168,12 +174,15 @@ class VLAModel(nn.Module):
         self._check_batch(batch, training=True)
         inputs = self.fusion_inputs(batch)
         points = self._keypoints(inputs)  # [B, V, K, 2] or None
-        align_loss = None
-        if self.geometry_teacher is None:
-            queries = self.backbone(inputs)  # [B, Q, D]
-        else:
+        align_loss = geometry_loss = None
+        if self.geometry_teacher is not None:
             queries, student = self.backbone.run(inputs, self.cfg.geometry_alignment.student_layer)
             align_loss = self.alignment.loss(student, inputs.grid, inputs.images, batch.get("row"))
+        elif self.geometry_head is not None:
+            queries, tapped = self.backbone.run(inputs, self.cfg.geometry_target.layer)
+            geometry_loss = self.geometry_head.loss(tapped, inputs.grid, batch)
+        else:
+            queries = self.backbone(inputs)  # [B, Q, D]
         cond = self._with_keypoints(queries, points)  # [B, Q (+ V_max), D]
         pad_mask = batch["action_pad_mask"].bool()  # [B, T]
         loss, metrics = self.head.loss(cond, batch["actions"].float(), pad_mask)
@@ -182,6 +191,8 @@ class VLAModel(nn.Module):
             parts["goal_loss"] = (self.cfg.goal_loss_weight, self._goal_loss(cond, points, inputs, batch))
         if align_loss is not None:
             parts["align_loss"] = (self.cfg.geometry_alignment.weight, align_loss)
+        if geometry_loss is not None:
+            parts["geometry_loss"] = (self.cfg.geometry_target.weight, geometry_loss)
         if parts:
             metrics = {**metrics, "action_loss": loss.detach(), **{k: v.detach() for k, (_, v) in parts.items()}}
         for weight, part in parts.values():

@@ -345,6 +345,8 @@ def demo_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: int
 def make_demo_env(options: EnvOptions, task: int) -> DemoEnv:
     if options.fast_render:
         raise ValueError("the demo env has no fast_render mode; drop --fast_render")
+    if options.camera_shift is not None:
+        raise ValueError("the demo env's cameras cannot be shifted; drop --camera_shift")
     return DemoEnv(image_size=options.camera_size or 128, max_steps=options.max_steps or 80)
 
 

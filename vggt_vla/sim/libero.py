@@ -24,8 +24,9 @@ rendering code, hence the same orientation.
 Rendering. Set MUJOCO_GL before the first LIBERO import; `setup_rendering()` (called by the
 wrapper) picks EGL when an NVIDIA driver is present and OSMesa otherwise. CPU rendering needs Mesa:
 `apt-get install -y libosmesa6 libosmesa6-dev libgl1 libegl1`. `fast_render=True` turns off
-anti-aliasing (offscreen multisampling) and the reflection pass, about 3x faster on CPU; it
-changes the pictures, so demos and evaluation must use the same setting (both record it).
+anti-aliasing (offscreen multisampling) and the reflection pass, which is cheaper on a CPU
+(docs/experiments/2026-11-21-libero-cpu.md); it changes the pictures, so demos and evaluation
+must use the same setting (both record it).
 
 Actions: 7-D in [-1, 1]: end-effector position delta (x 0.05 m), axis-angle rotation delta
 (x 0.5 rad), gripper (-1 open, +1 close), at 20 Hz. Each reset runs `warmup_steps` no-op steps
@@ -48,7 +49,8 @@ from typing import Optional
 
 import numpy as np
 
-from vggt_vla.constants import AGENT_VIEW, STATE_KEY, WRIST_VIEW
+from vggt_vla.constants import (AGENT_VIEW, STATE_KEY, WRIST_VIEW, camera_extrinsics_key, camera_intrinsics_key,
+                                depth_key)
 from vggt_vla.sim.protocol import EnvOptions, Episode, Simulator
 
 # Episode caps used by the community (the longest training demo of each suite plus a margin).
@@ -57,6 +59,8 @@ SUITE_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 3
 # Project camera key -> robosuite camera name.
 CAMERAS = {AGENT_VIEW: "agentview", WRIST_VIEW: "robot0_eye_in_hand"}
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper_left", "gripper_right"]
+# The frame recorded geometry is expressed in (fixed: the arm is mounted on it).
+ROBOT_BASE_BODY = "robot0_base"
 NO_OP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
 WARMUP_STEPS = 10
 INSTALL_HINT = ("pip install -r requirements-sim.txt (and for CPU rendering: apt-get install -y libosmesa6 "
@@ -160,8 +164,25 @@ def load_task(suite: str, task_id: int) -> LiberoTask:
         raise ValueError(f"{suite} has tasks 0..{bench.n_tasks - 1}, got task {task_id}")
     task = bench.get_task(task_id)
     bddl = os.path.join(get_libero_path("bddl_files"), task.problem_folder, task.bddl_file)
-    return LiberoTask(suite, task_id, task.name, task.language, bddl,
-                      np.asarray(bench.get_task_init_states(task_id)))
+    instruction = bddl_language(bddl) if suite.endswith(REPHRASED_SUFFIX) else task.language
+    return LiberoTask(suite, task_id, task.name, instruction, bddl, np.asarray(bench.get_task_init_states(task_id)))
+
+
+# LIBERO names a task's instruction after its BDDL file name (task.language, what the datasets store).
+# LIBERO-PRO's instruction-perturbed suites (libero_spatial_lan, ...) keep those file names and carry
+# the rephrased instruction only in the BDDL's (:language ...), so for them the policy is given that.
+REPHRASED_SUFFIX = "_lan"
+
+
+def bddl_language(bddl_file: str) -> str:
+    """The instruction in a BDDL file's (:language ...) clause, lower-cased."""
+    import re
+
+    with open(bddl_file) as f:
+        match = re.search(r"\(:language\s+([^)]*)\)", f.read())
+    if match is None:
+        raise ValueError(f"{bddl_file} has no (:language ...) clause")
+    return " ".join(match.group(1).split()).lower()
 
 
 def num_tasks(suite: str) -> int:
@@ -192,7 +213,7 @@ class LiberoEnv:
     """One LIBERO task. reset(init_state) -> obs; step(action) -> (obs, success).
 
     camera_size: render resolution (square); image_size: resize the frames to this (None: keep).
-    cameras: False skips rendering (state-only observations, ~10x faster steps), e.g. for the
+    cameras: False skips rendering (state-only observations, far cheaper steps), e.g. for the
     scripted expert; `render_cameras()` still renders on demand (replaying saved states).
     max_steps: policy steps per episode (default: the suite's cap). An episode is `done` on
     success or after max_steps.
@@ -202,7 +223,7 @@ class LiberoEnv:
 
     def __init__(self, suite: str, task_id: int, *, camera_size: int = 256, image_size: Optional[int] = None,
                  cameras: bool = True, fast_render: bool = False, max_steps: Optional[int] = None,
-                 warmup_steps: int = WARMUP_STEPS):
+                 warmup_steps: int = WARMUP_STEPS, camera_shift: Optional[tuple[float, float]] = None):
         if camera_size <= 0 or (image_size is not None and image_size <= 0):
             raise ValueError(f"camera_size={camera_size} and image_size={image_size} must be > 0")
         _, _, OffScreenRenderEnv = import_libero()
@@ -222,6 +243,9 @@ class LiberoEnv:
         if fast_render:
             self._env.env.set_xml_processor(_no_multisampling)
             self._env.reset()  # a hard reset rebuilds the model through the processor
+        self.camera_shift = camera_shift
+        cam = self.sim.model.camera_name2id(CAMERAS[AGENT_VIEW])
+        self._agent_camera = (cam, self.sim.model.cam_pos[cam].copy(), self.sim.model.cam_quat[cam].copy())
         self.raw: dict = {}
         self.render_s = 0.0  # seconds spent rendering cameras since the last reset (a timing report)
         self.steps = 0
@@ -257,6 +281,8 @@ class LiberoEnv:
         np.random.seed((init_state if seed is None else seed) % 2**32)
         self.render_s = 0.0
         self.raw = self._env.reset()
+        if self.camera_shift is not None:  # after the reset: a hard reset rebuilds the model
+            self._shift_agent_camera(*self.camera_shift)
         if init_state is not None:
             self.raw = self._env.set_init_state(self.task.init_states[init_state])
         for _ in range(self.warmup_steps):
@@ -264,6 +290,22 @@ class LiberoEnv:
         self.steps = 0
         self.success = False
         return self.observation()
+
+    def _shift_agent_camera(self, metres: float, degrees: float) -> None:
+        """Set the agent-view camera to its benchmark pose moved `metres` along its own x axis
+        (sideways in the picture) and turned `degrees` about the vertical through it."""
+        import mujoco
+
+        cam, pos, quat = self._agent_camera
+        model = self.sim.model
+        rot = np.zeros(9)
+        mujoco.mju_quat2Mat(rot, quat)  # camera axes in its parent frame (the world, for agentview)
+        model.cam_pos[cam] = pos + metres * rot.reshape(3, 3)[:, 0]
+        turn = np.zeros(4)
+        mujoco.mju_axisAngle2Quat(turn, np.array([0.0, 0.0, 1.0]), np.deg2rad(degrees))
+        out = np.zeros(4)
+        mujoco.mju_mulQuat(out, turn, quat)
+        model.cam_quat[cam] = out
 
     def _set_render_flags(self) -> None:
         import mujoco
@@ -306,8 +348,12 @@ class LiberoEnv:
             obs.update(self.render_cameras())
         return obs
 
-    def render_cameras(self) -> dict[str, np.ndarray]:
-        """Both cameras at the current sim state, in the datasets' orientation: uint8 [S, S, 3]."""
+    def render_cameras(self, geometry: bool = False) -> dict[str, np.ndarray]:
+        """Both cameras at the current sim state, in the datasets' orientation: uint8 [S, S, 3].
+
+        geometry: also each camera's depth (metres, float32 [S, S], read from the same render
+        pass) and parameters (vggt_vla/data/geometry.py's conventions), under the keys
+        constants.depth_key / camera_intrinsics_key / camera_extrinsics_key of the camera."""
         # mj_step leaves body poses one physics substep behind the state; recompute them, so live
         # frames equal frames re-rendered from a saved state (forward() does not alter the dynamics).
         start = time.perf_counter()
@@ -316,19 +362,54 @@ class LiberoEnv:
             self._set_render_flags()
         out = {}
         for key, cam in CAMERAS.items():
-            raw = self.sim.render(camera_name=cam, width=self.camera_size, height=self.camera_size)
+            size = self.camera_size
+            if not geometry:
+                raw = self.sim.render(camera_name=cam, width=size, height=size)
+                out[key] = _resize(to_dataset_orientation(raw), self.image_size)
+                continue
+            raw, zbuffer = self.sim.render(camera_name=cam, width=size, height=size, depth=True)
             out[key] = _resize(to_dataset_orientation(raw), self.image_size)
+            depth = to_dataset_orientation(self._metric_depth(zbuffer))  # [S, S] metres
+            out.update(self._camera_geometry(key, cam, depth))
         self.render_s += time.perf_counter() - start
         return out
+
+    def _metric_depth(self, zbuffer: np.ndarray) -> np.ndarray:
+        """OpenGL's [0, 1] depth buffer -> distance along the optical axis in metres."""
+        m = self.sim.model
+        near, far = m.vis.map.znear * m.stat.extent, m.vis.map.zfar * m.stat.extent
+        return (near / (1.0 - zbuffer.astype(np.float64) * (1.0 - near / far))).astype(np.float32)
+
+    def _camera_geometry(self, key: str, cam: str, depth: np.ndarray) -> dict[str, np.ndarray]:
+        """Depth resized to the frames (nearest) and the camera's intrinsics [4] and
+        camera-from-base extrinsics [12] for the stored (mirrored) orientation."""
+        m, d = self.sim.model, self.sim.data
+        cam_id = m.camera_name2id(cam)
+        size = self.image_size or self.camera_size
+        f = 0.5 * size / np.tan(np.deg2rad(float(m.cam_fovy[cam_id])) / 2)
+        # Upright OpenCV pinhole (f, f, S/2, S/2); the stored image mirrors the columns: fx -> -f.
+        intrinsics = np.array([-f, f, size / 2, size / 2], dtype=np.float32)
+        world_from_cam = d.cam_xmat[cam_id].reshape(3, 3) @ np.diag([1.0, -1.0, -1.0])  # MuJoCo -> OpenCV axes
+        base = m.body_name2id(ROBOT_BASE_BODY)
+        world_from_base = d.xmat[base].reshape(3, 3)
+        base_from_cam = world_from_base.T @ world_from_cam
+        cam_in_base = world_from_base.T @ (d.cam_xpos[cam_id] - d.xpos[base])
+        R = base_from_cam.T  # camera-from-base
+        extrinsics = np.concatenate([R, (-R @ cam_in_base)[:, None]], axis=1).reshape(12).astype(np.float32)
+        if depth.shape[0] != size:
+            idx = (np.arange(size) * depth.shape[0]) // size  # nearest: depth is not interpolated across edges
+            depth = depth[idx][:, idx]
+        return {depth_key(key): depth, camera_intrinsics_key(key): intrinsics,
+                camera_extrinsics_key(key): extrinsics}
 
     def sim_state(self) -> np.ndarray:
         """The flattened MuJoCo state (time, qpos, qvel): enough to re-render this moment."""
         return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
 
-    def render_state(self, state: np.ndarray) -> dict[str, np.ndarray]:
+    def render_state(self, state: np.ndarray, geometry: bool = False) -> dict[str, np.ndarray]:
         """Cameras at a saved `sim_state()` (the episode in progress is disturbed: reset after)."""
         self._env.set_state(state)
-        return self.render_cameras()
+        return self.render_cameras(geometry)
 
     def close(self) -> None:
         if getattr(self, "_env", None) is not None:
@@ -389,7 +470,8 @@ def sampled_episodes(suite: str, tasks: Optional[list[int]], per_task: int, seed
 
 def make_libero_env(options: EnvOptions, task: int) -> LiberoEnv:
     return cached_env(options.suite or DEFAULT_SUITE, task, camera_size=options.camera_size or 256,
-                      cameras=options.cameras, fast_render=options.fast_render, max_steps=options.max_steps)
+                      cameras=options.cameras, fast_render=options.fast_render, max_steps=options.max_steps,
+                      camera_shift=options.camera_shift)
 
 
 def _make_expert(env: LiberoEnv):
@@ -420,6 +502,9 @@ def main() -> None:
     parser.add_argument("--fast_render", action="store_true")
     parser.add_argument("--no_cameras", action="store_true")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--render_repeats", type=int, default=0,
+                        help="also time rendering both cameras, with and without geometry (depth and camera "
+                             "parameters), this many times each, alternating")
     args = parser.parse_args()
     t0 = time.perf_counter()
     env = LiberoEnv(args.suite, args.task, camera_size=args.camera_size, cameras=not args.no_cameras,
@@ -433,6 +518,16 @@ def main() -> None:
     print(f"{args.suite} task {args.task}: {env.instruction!r} (GL: {os.environ['MUJOCO_GL']})")
     print(f"make {t1 - t0:.1f} s, reset (with {env.warmup_steps} warm-up steps) {t2 - t1:.2f} s, "
           f"step {(t3 - t2) / args.steps * 1000:.0f} ms")
+    if args.render_repeats:
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for _ in range(args.render_repeats):
+            for geometry in (False, True):
+                start = time.perf_counter()
+                env.render_cameras(geometry)
+                times[geometry].append(time.perf_counter() - start)
+        plain, geo = (float(np.median(times[g])) * 1000 for g in (False, True))
+        print(f"render both cameras ({args.camera_size} px, median of {args.render_repeats}): {plain:.1f} ms, "
+              f"with geometry {geo:.1f} ms ({geo / plain - 1:+.1%})")
     env.close()
 
 

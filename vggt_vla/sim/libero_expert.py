@@ -31,13 +31,12 @@ most room from other objects' parts, within easy reach of the arm, turning the h
 under an overhang. Narrow objects are grasped across their centre. A grasp that slips (the object
 drifts from the hand) is retried from `approach`, three times at most.
 
-Success over initial states 0-9 of each libero_spatial task (scripts/eval.py --policy scripted
---episodes_per_task 10 --workers 2, MuJoCo 3.3.7; 100% unless listed): task 4 (bowl in the top
-drawer) 70%, task 6 (next to the cookie box) 90%; 96% overall. The cabinet's top panel overhangs
-the half-open drawer by 4-7 cm, 1 cm above the bowl's rim: rim points under it are skipped and the
-bowl is dragged out from under it before lifting (task 4 was 40% without this). The remaining task-4
-failures run out of steps (220): the fingers stop on something above the chosen rim point and the
-descent waits 60 steps before grasping anyway, then the grasp slips and is retried.
+Success per libero_spatial task, measured: docs/experiments/2026-11-21-libero-cpu.md. Task 4 (the
+bowl in the top drawer) is the hard one. The cabinet's top panel overhangs the half-open drawer by
+4-7 cm, 1 cm above the bowl's rim: rim points under it are skipped and the bowl is dragged out from
+under it before lifting. The task-4 failures that remain run out of steps (220): the fingers stop
+on something above the chosen rim point and the descent waits 60 steps before grasping anyway,
+then the grasp slips and is retried.
 
 Score it: `python -m vggt_vla.sim.libero_expert --suite libero_spatial --episodes 10` prints the
 success rate per task (scripts/eval.py --policy scripted does the same, in parallel, with videos).

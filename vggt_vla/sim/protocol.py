@@ -39,6 +39,9 @@ class EnvOptions:
     fast_render: bool = False          # cheaper rendering; must match the training data
     max_steps: Optional[int] = None    # policy steps per episode (None: the simulator's cap)
     cameras: bool = True               # False: state-only observations (a privileged expert needs none)
+    # A viewpoint perturbation: the agent-view camera moved sideways by this many metres (its own
+    # x axis) and turned by this many degrees about the vertical; None: the benchmark's camera.
+    camera_shift: Optional[tuple[float, float]] = None
 
 
 class Actor(Protocol):

@@ -1,9 +1,9 @@
 """Disk cache of frozen features, keyed by dataset frame (train.cache_features).
 
 A frozen network maps the same frame to the same features every epoch, so with augmentation off
-they can be computed once and read back. Two users: the frozen vision tower (for DINOv2-base at
-224 px ~60% of a training step's FLOPs) and the geometry teacher (models/geometry.py: VGGT-1B,
-~1,000 GFLOP per sample, several times the rest of the step). Features are stored as float16
+they can be computed once and read back. Two users: the frozen vision tower and the geometry
+teacher (models/geometry.py), each a large share of a training step's FLOPs (ARCHITECTURE_ANALYSIS.md,
+"Compute"). Features are stored as float16
 in a memory-mapped array [num_frames, V, h*w, C] next to a "filled" flag per frame, under a
 directory whose name hashes everything the features depend on (dataset, cameras, network name
 and weights, image size, flip).

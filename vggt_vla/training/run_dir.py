@@ -1,6 +1,6 @@
 """The run directory <log_dir>/<exp_name>: never clobbered, one training at a time.
 
-The rules (README, "Training"):
+The rules (README, "Train"):
 - A new run refuses a directory that already holds a run (checkpoints, metrics, config or
   TensorBoard events). The choices: continue it with --resume, name another run with --exp_name,
   or replace it with --overwrite.
@@ -9,6 +9,9 @@ The rules (README, "Training"):
 - One training per directory: a second one started while the first runs refuses. The lock is an
   OS file lock (flock) on <run>/.lock, released by the kernel when its process ends however it
   ends, so a crashed or killed run never leaves a stale lock behind.
+- A run that never took a step is not a run. A start stopped before its first step removes what
+  it created (`discard_unstarted`); what a SIGKILL leaves at that point (config.yaml, empty logs,
+  no checkpoint, no metric) is taken over by the next new run without --overwrite.
 """
 
 from __future__ import annotations
@@ -37,10 +40,20 @@ def run_contents(run_dir: Path) -> list[str]:
     return found
 
 
+def unstarted(run_dir: Path) -> bool:
+    """run_dir holds what a start leaves before training (no checkpoint, no logged metric), so
+    nothing in it is worth keeping; also true for a missing or empty directory."""
+    if not run_dir.is_dir() or any((run_dir / "checkpoints").glob("*.pt")):
+        return False
+    metrics = run_dir / "metrics.jsonl"
+    return not (metrics.is_file() and metrics.read_text().strip())
+
+
 def check_new_run(run_dir: Path, overwrite: bool) -> None:
-    """A new run may start in run_dir: it holds no run, or overwrite was asked for."""
+    """A new run may start in run_dir: it holds no run (or one that never took a step), or
+    overwrite was asked for."""
     found = run_contents(run_dir)
-    if found and not overwrite:
+    if found and not overwrite and not unstarted(run_dir):
         shown = ", ".join(found[:4]) + (", ..." if len(found) > 4 else "")
         raise RunDirError(
             f"{run_dir} already holds a run ({shown}). Continue it with --resume {run_dir}, start "
@@ -53,6 +66,8 @@ class RunLock:
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK_NAME
         self._file = None
+        # The directories acquire() creates, deepest first: a discarded start removes them again.
+        self.created_dirs = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
 
     def acquire(self) -> None:
         import fcntl
@@ -87,7 +102,7 @@ def claim(run_dir: Path, new_run: bool, overwrite: bool) -> RunLock:
     """Lock run_dir (creating it) and make it ready for writing; call once all checks passed.
 
     new_run: re-check under the lock that no run appeared meanwhile; with overwrite, delete the
-    old run's files first."""
+    old run's files first, and a start that never took a step leaves nothing behind either."""
     lock = RunLock(run_dir)
     lock.acquire()
     try:
@@ -95,6 +110,8 @@ def claim(run_dir: Path, new_run: bool, overwrite: bool) -> RunLock:
             check_new_run(run_dir, overwrite)
             if overwrite:
                 _clear(run_dir)
+            else:
+                _clear_unstarted(run_dir)
     except BaseException:
         lock.release()
         raise
@@ -110,6 +127,35 @@ def _clear(run_dir: Path) -> None:
             shutil.rmtree(entry)
         else:
             entry.unlink()
+
+
+def _clear_unstarted(run_dir: Path) -> None:
+    """Delete what a start writes before its first step (only that: other files stay)."""
+    for name in ("config.yaml", "metrics.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    for events in run_dir.glob("events.out.tfevents.*"):
+        events.unlink()
+    if (run_dir / "checkpoints").is_dir():
+        shutil.rmtree(run_dir / "checkpoints")
+
+
+def discard_unstarted(run_dir: Path, lock: RunLock) -> Optional[str]:
+    """Undo a start that was stopped before its first step, as if it had never begun: delete its
+    files, release the lock, and remove the directories it created if nothing else is in them.
+    -> "removed" (run_dir is gone), "cleared" (it was there before, or holds other files) or None
+    (it holds a checkpoint or a logged metric after all: a run, kept)."""
+    if not unstarted(run_dir):
+        lock.release()
+        return None
+    _clear_unstarted(run_dir)
+    lock.path.unlink(missing_ok=True)
+    lock.release()
+    for directory in lock.created_dirs:
+        try:
+            directory.rmdir()  # only when empty
+        except OSError:
+            break
+    return "cleared" if run_dir.exists() else "removed"
 
 
 def resumed_run_dir(checkpoint_path: str | Path) -> Optional[Path]:

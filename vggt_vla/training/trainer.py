@@ -19,7 +19,6 @@ logged after it. The run directory rules (never clobbered, one writer) are in ru
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import signal
@@ -37,19 +36,21 @@ from torch.utils.data import DataLoader, Sampler
 from vggt_vla.config import Config
 from vggt_vla.data.batch import to_device
 from vggt_vla.models.vla_model import VLAModel
-from vggt_vla.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_text, checkpoint_config,
+from vggt_vla.checkpoint import (atomic_torch_save, atomic_write_text, checkpoint_config,
                                  checkpoint_normalizer, load_checkpoint, load_model_state, model_state,
                                  rng_state, set_rng_state)
+from vggt_vla.output_paths import check_output_dir
 from vggt_vla.training.run_logger import RunLogger, action_panel
-from vggt_vla.training.run_dir import check_new_run, claim, resumed_run_dir
+from vggt_vla.training.resume import check_resume_config, record_resume
+from vggt_vla.training.run_dir import check_new_run, claim, discard_unstarted, resumed_run_dir
 from vggt_vla.training.metrics import ChunkErrors
 from vggt_vla.training.optim import build_optimizer, warmup_cosine
 
 log = logging.getLogger(__name__)
 
-# The parts of the loss that model.goal_loss_weight and model.geometry_alignment add to its
+# The parts of the loss that model.goal_loss_weight, geometry_alignment and geometry_target add to its
 # metrics, logged on their own.
-LOSS_PARTS = ("action_loss", "goal_loss", "align_loss")
+LOSS_PARTS = ("action_loss", "goal_loss", "align_loss", "geometry_loss")
 
 
 class TrainingDiverged(RuntimeError):
@@ -95,12 +96,10 @@ class Trainer:
         from accelerate import Accelerator, DistributedDataParallelKwargs
 
         self.resume_ckpt = load_checkpoint(resume) if resume else None
-        if self.resume_ckpt is not None:
-            saved = checkpoint_config(self.resume_ckpt)
-            if dataclasses.asdict(saved.model) != dataclasses.asdict(cfg.model):
-                raise CheckpointError(
-                    f"--resume {resume}: the model config differs from the checkpoint's; resume with the "
-                    f"run's own config ({Path(self.resume_ckpt['path']).parents[1] / 'config.yaml'})")
+        self.resume_changes: dict = {}
+        if self.resume_ckpt is not None:  # what changed is refused, or recorded when claiming
+            self.resume_changes = check_resume_config(checkpoint_config(self.resume_ckpt), cfg,
+                                                      self.resume_ckpt["path"], resume)
         self.cfg = cfg
         t = cfg.train
         device = resolve_device(t.device)
@@ -117,6 +116,10 @@ class Trainer:
         self.run_dir = own_dir or Path(t.log_dir) / t.exp_name  # a resumed run stays where it is
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.new_run, self.overwrite = own_dir is None, overwrite
+        if self.is_main:  # every path the run writes, before the slow checks
+            check_output_dir(self.run_dir, "--log_dir" if self.new_run else "--resume")
+            if t.cache_features:
+                check_output_dir(t.feature_cache_dir or Path(t.log_dir) / "feature_cache", "train.feature_cache_dir")
         if self.new_run and self.is_main:
             check_new_run(self.run_dir, overwrite)  # fail before the slow checks; again under the lock
 
@@ -187,6 +190,10 @@ class Trainer:
             if self.resume_ckpt is not None:
                 log.info("resumed from %s at step %d (epoch %d, batch %d of it)", self.resume_ckpt["path"],
                          self.step, self.epoch, self.batch_in_epoch)
+                record_resume(self.run_dir, self.step, self.resume_ckpt["path"], self.resume_changes)
+                if self.resume_changes:
+                    log.info("changed on resume (recorded in %s): %s", self.run_dir / "resumes.jsonl",
+                             "; ".join(f"{k}: {old!r} -> {new!r}" for k, (old, new) in self.resume_changes.items()))
         resumed_at = self.step if self.resume_ckpt is not None else None
         self.logger = RunLogger(self.run_dir, enabled=self.is_main, resume_step=resumed_at)
 
@@ -297,42 +304,84 @@ class Trainer:
         optimizer steps in this call, as an interruption would.
 
         Returns {"step", "val", "best_l1", "run_dir", "stopped_by"}; stopped_by names the signal
-        (SIGINT / SIGTERM) that ended the run early, after saving, or is None."""
-        self._claim_run_dir()
-        self.model.train()
+        (SIGINT / SIGTERM) that ended the run early, after saving, or is None (also when the signal
+        came after the last step: the run is complete). A new run that ends before its first step,
+        however it ends, leaves the directory as it found it; a resumed run that takes no step
+        (stopped at once, or already at its last step) leaves its checkpoints and logs untouched."""
+        start_step, path, last_val, interrupted = self.step, None, None, False
         stop_at = self.total_steps if stop_after is None else min(self.total_steps, self.step + stop_after)
         self._bar = None
-        if self.progress:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True)
-        self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
-        self._window = _Window()
-        last_val = None
         try:
+            # Caught from before the run directory exists: a stop while it is set up (TensorBoard's
+            # import alone takes seconds) ends the start like a stop anywhere else.
             with self._signals:
+                self._claim_run_dir()
+                self.model.train()
+                if self.progress:
+                    from tqdm import tqdm
+
+                    self._bar = tqdm(total=self.total_steps, initial=self.step, desc="train", dynamic_ncols=True)
+                self._nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
+                self._window = _Window()
+                if self.step >= self.total_steps and self.is_main:
+                    log.info("nothing to train: the run ended at step %d (train.max_steps / num_epochs); "
+                             "raise --max_steps to train on", self.step)
                 while self.step < stop_at and not self._stop_requested():
                     last_val = self._run_epoch(stop_at) or last_val
                 self._check_finite()
-                if self.step >= self.total_steps:
-                    last_val = self._validate_and_keep_best()
-                path = self.save("last", last_val)
-            if self._signals.received and self.is_main:
-                print(f"\n{self._signals.received}: saved {path} at step {self.step}; continue with "
-                      f"--resume {self.run_dir}", file=sys.stderr)
+                if self.step > start_step and self.step >= self.total_steps:
+                    last_val = self._validate_and_keep_best()  # once: a resumed finished run skips it
+                if self.step > start_step or (self.new_run and self.step > 0):  # (a new run from a .pt)
+                    path = self.save("last", last_val)
+                elif self.resume_ckpt is not None:  # this checkpoint stands as it is
+                    last_val = self.resume_ckpt.get("metrics") or None
         except KeyboardInterrupt:  # a second Ctrl-C: mid-step, so nothing is saved
-            if self.is_main:
-                print(f"\nstopped at once, not saved; the last checkpoint is {self.ckpt_dir / 'last.pt'} "
-                      f"(if one was written); continue with --resume {self.run_dir}", file=sys.stderr)
+            interrupted = True
             raise
         finally:
             if self._bar is not None:
                 self._bar.close()
-            self.logger.close()
-            if self._lock is not None:
-                self._lock.release()
+            if self.logger is not None:
+                self.logger.close()
+            discarded = self._release_run_dir()
+            if self.is_main:
+                self._report_stop(interrupted, discarded, path)
+        finished = self.step >= self.total_steps
         return {"step": self.step, "val": last_val, "best_l1": self.best_l1, "run_dir": str(self.run_dir),
-                "stopped_by": self._signals.received}
+                "stopped_by": None if finished else self._signals.received}
+
+    def _release_run_dir(self) -> Optional[str]:
+        """Unlock the run directory. A new run that took no step is undone: -> "removed" (the
+        directory is gone) or "cleared" (it existed before; only the run's files went), else None."""
+        lock, self._lock = self._lock, None
+        if lock is None:
+            return None
+        if self.new_run and self.step == 0:
+            return discard_unstarted(self.run_dir, lock)
+        lock.release()
+        return None
+
+    def _report_stop(self, interrupted: bool, discarded: Optional[str], path: Optional[Path]) -> None:
+        """One line on stderr after a stop: what was kept, and how to go on."""
+        received = self._signals.received
+        if not (received or interrupted):
+            return
+        resume = f"continue with --resume {self.run_dir}"
+        if discarded:
+            how = "removed" if discarded == "removed" else "cleared of what it wrote"
+            what = f"stopped before the first step, so nothing was saved and {self.run_dir} was {how}; " \
+                   f"the same command starts the run again"
+        elif interrupted:
+            what = (f"stopped at once, not saved; the last checkpoint is {self.ckpt_dir / 'last.pt'} (if one "
+                    f"was written); {resume}")
+        elif self.step >= self.total_steps:
+            what = f"came after the last step; the run is complete at step {self.step}"
+        elif path is None:
+            kept = self.resume_ckpt["path"] if self.resume_ckpt is not None else self.ckpt_dir / "last.pt"
+            what = f"stopped before a step was taken; {kept} (step {self.step}) stands; {resume}"
+        else:
+            what = f"saved {path} at step {self.step}; {resume}"
+        print(f"\n{received or 'SIGINT'}: {what}", file=sys.stderr)
 
     def _stop_requested(self) -> bool:
         """A stop signal arrived (on any process: all ranks must stop at the same step)."""

@@ -10,16 +10,19 @@ Parity with the reference: `python -m vggt_vla.models.vggt.parity FIXTURE_DIR`.
 
 from .aggregator import Aggregator
 from .checkpoint import CheckpointError, LoadReport, load_aggregator_weights, read_state_dict
-from .presets import VGGT_1B_HUB_ID, VGGT_1B_NUM_PARAMS, pretrained_vggt_1b, vggt_1b
+from .presets import SMALL_KWARGS, VGGT_1B_HUB_ID, VGGT_1B_KWARGS, VGGT_1B_NUM_PARAMS, pretrained_vggt_1b, vggt_1b, vggt_small
 
 __all__ = [
     "Aggregator",
+    "SMALL_KWARGS",
     "CheckpointError",
     "LoadReport",
     "VGGT_1B_HUB_ID",
+    "VGGT_1B_KWARGS",
     "VGGT_1B_NUM_PARAMS",
     "load_aggregator_weights",
     "pretrained_vggt_1b",
     "read_state_dict",
     "vggt_1b",
+    "vggt_small",
 ]

@@ -13,32 +13,46 @@ VGGT_1B_HUB_ID = "facebook/VGGT-1B"
 VGGT_1B_NUM_PARAMS = 909_112_320  # aggregator only (the heads add 347,425,196)
 
 
+# VGGT-1B's aggregator constructor arguments (ViT-L/14 reg4 + 24 x 2 blocks, C = 1024).
+VGGT_1B_KWARGS = dict(
+    img_size=518,
+    patch_size=14,
+    embed_dim=1024,
+    depth=24,
+    num_heads=16,
+    mlp_ratio=4.0,
+    num_register_tokens=4,
+    qkv_bias=True,
+    proj_bias=True,
+    ffn_bias=True,
+    patch_embed="dinov2_vitl14_reg",
+    aa_order=("frame", "global"),
+    aa_block_size=1,
+    qk_norm=True,
+    rope_freq=100,
+    init_values=0.01,
+)
+
+
 def vggt_1b(**overrides) -> Aggregator:
-    """The VGGT-1B aggregator exactly as `VGGT()` builds it (ViT-L/14 reg4 + 24 x 2 blocks, C = 1024).
+    """The VGGT-1B aggregator exactly as `VGGT()` builds it (VGGT_1B_KWARGS, with overrides).
 
     Build it under `with torch.device("meta"):` to skip allocating 3.6 GB of random weights before
     loading a checkpoint (`load_aggregator_weights` then assigns the loaded tensors).
     """
-    kwargs = dict(
-        img_size=518,
-        patch_size=14,
-        embed_dim=1024,
-        depth=24,
-        num_heads=16,
-        mlp_ratio=4.0,
-        num_register_tokens=4,
-        qkv_bias=True,
-        proj_bias=True,
-        ffn_bias=True,
-        patch_embed="dinov2_vitl14_reg",
-        aa_order=("frame", "global"),
-        aa_block_size=1,
-        qk_norm=True,
-        rope_freq=100,
-        init_values=0.01,
-    )
-    kwargs.update(overrides)
-    return Aggregator(**kwargs)
+    return Aggregator(**{**VGGT_1B_KWARGS, **overrides})
+
+
+# A small aggregator trained here from recorded demonstration geometry (scripts/train_geometry_model.py):
+# a bare conv patchifier instead of the DINOv2 ViT, C = 128, 4 frame + 4 global blocks, 112 px frames
+# (an 8 x 8 patch grid, the libero_cpu policy's). Configs that load its checkpoint set
+# aggregator_kwargs to these values (the checkpoint's config.json records them).
+SMALL_KWARGS = dict(img_size=112, patch_size=14, embed_dim=128, depth=4, num_heads=4, patch_embed="conv")
+
+
+def vggt_small(**overrides) -> Aggregator:
+    """The small aggregator (SMALL_KWARGS, with overrides): VGGT-1B's architecture at ~1.6 M parameters."""
+    return vggt_1b(**{**SMALL_KWARGS, **overrides})
 
 
 def pretrained_vggt_1b(
