@@ -48,7 +48,7 @@ def main(argv=None) -> int:
                                      aggregator_kwargs={**SMALL_KWARGS, **(args.aggregator_kwargs or {})})
         claim_output(Path(args.out), args.overwrite)
         train_geometry_model(cfg, overwrite=args.overwrite)
-    except (ValueError, FileExistsError, DatasetError) as err:
+    except (ValueError, FileExistsError, DatasetError) as err:  # OutputPathError is a ValueError
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"saved -> {args.out} (model.safetensors, config.json); load it with "

@@ -52,6 +52,8 @@ def test_training_reports_held_out_accuracy_and_refuses_to_overwrite(trained):
     assert set(info["val_episodes"]).isdisjoint(info["train_episodes"])
     held = info["held_out"]
     assert held["frames"] > 0 and held["depth_absrel"] > 0 and held["point_error_cm"] > 0
+    floor = info["held_out_mean_frame"]  # the input-blind floor, scored on the same frames
+    assert floor["frames"] == held["frames"] and floor["depth_absrel"] > 0 and floor != held
     again = run_script("scripts/train_geometry_model.py", "--dataset", str(root / "ds"), "--out", str(out),
                        "--steps", "1", "--aggregator_kwargs", json.dumps(TINY))
     assert again.returncode == 2 and "--overwrite" in again.stderr

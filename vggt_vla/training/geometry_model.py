@@ -30,6 +30,7 @@ from vggt_vla.models.geometry_model import (CONFIG_FILE, WEIGHTS_FILE, GeometryM
                                             geometry_metrics)
 from vggt_vla.models.vggt import SMALL_KWARGS
 from vggt_vla.training.optim import warmup_cosine
+from vggt_vla.output_paths import check_output_dir
 
 
 @dataclass
@@ -59,7 +60,9 @@ class GeometryTrainingConfig:
 
 
 def claim_output(out: Path, overwrite: bool) -> None:
-    """Refuse to replace a trained model unless asked; checked before any data is read."""
+    """Refuse to replace a trained model unless asked, and an unwritable path; checked before any
+    data is read (vggt_vla/output_paths.py)."""
+    check_output_dir(out, "--out")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise FileExistsError(f"{out} exists and is not empty; pass --overwrite to replace it, or another --out")
@@ -104,10 +107,38 @@ def train_geometry_model(cfg: GeometryTrainingConfig, overwrite: bool = False, l
     train_s = time.perf_counter() - start
     accuracy = evaluate_geometry_model(model, val_set, cfg.batch_size)
     log("held-out: " + "  ".join(f"{k} {v:.4g}" for k, v in accuracy.items()))
+    # The floor a model must beat: the training frames' mean (the agent view never moves, so its
+    # mean depth map alone is already close; the wrist camera's is not).
+    train_subset = GeometryFrames(source, rows["train"][np.linspace(0, len(rows["train"]) - 1,
+                                                                    min(cfg.val_samples, len(rows["train"])))
+                                                        .astype(int)], size)
+    floor = evaluate_geometry_model(MeanFrame(train_subset, cfg.batch_size), val_set, cfg.batch_size)
+    log("held-out, training frames' mean (the floor): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()))
     save_geometry_model(model, out, {**asdict(cfg), "train_episodes": train_eps.tolist(),
                                      "val_episodes": val_eps.tolist(), "train_s": round(train_s, 1),
-                                     "held_out": accuracy, "dataset_identity": source.identity()}, overwrite)
+                                     "held_out": accuracy, "held_out_mean_frame": floor,
+                                     "dataset_identity": source.identity()}, overwrite)
     return accuracy
+
+
+class MeanFrame(torch.nn.Module):
+    """A predictor that ignores its input: per camera, the mean depth map, point map and pose of
+    some training frames (a quaternion mean is fine here: the poses are close to each other)."""
+
+    def __init__(self, frames, batch_size: int):
+        super().__init__()
+        sums, count = {}, 0
+        for batch in make_loader(frames, batch_size=batch_size, collate_fn=default_collate):
+            for key in ("depth", "points", "pose"):
+                sums[key] = sums.get(key, 0) + batch[key].sum(0)  # [S, ...]
+            count += len(batch["depth"])
+        self.mean = {key: value / count for key, value in sums.items()}
+        q = self.mean["pose"][:, 3:]                                          # [S, 4]
+        self.mean["pose"][:, 3:] = q / q.norm(dim=-1, keepdim=True).clamp(min=1e-8)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        b = images.shape[0]                                                   # images [B, S, 3, R, R]
+        return {key: value.expand(b, *value.shape) for key, value in self.mean.items()}
 
 
 @torch.no_grad()
