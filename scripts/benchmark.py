@@ -8,7 +8,9 @@ backward / optimizer, inference latency, FLOPs and MFU. Prints numbers; passes o
     python scripts/benchmark.py --config simple --ablate_language     # the language model removed entirely
 
 --synthetic (the default without --dataset) feeds one in-memory batch, so the figure is the
-model's cost alone; --dataset adds the real loader. All figures also go to --json.
+model's cost alone; --dataset adds the loader training uses (vggt_vla/training/training_data.py):
+the dataset's frames, or, for a config with data.live (demo), live scenes of the demo env, with
+the dataset giving the statistics. The first line says which. All figures also go to --json.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--synthetic", action="store_true", help="in-memory batches (default without --dataset)")
-    parser.add_argument("--dataset", help="a LeRobot dataset root: time the real loader too")
+    parser.add_argument("--dataset", help="a LeRobot dataset root: time the training loader too (its frames, "
+                                          "or live scenes with data.live)")
     parser.add_argument("--num_workers", type=int, default=0, help="DataLoader workers with --dataset")
     parser.add_argument("--random-weights", dest="random_weights", action="store_true",
                         help="pretrained parts with random weights (also the automatic fallback offline)")

@@ -35,7 +35,7 @@ def main() -> None:
     tmp = None
     datasets = list(args.dataset)
     if not datasets:
-        from vggt_vla.recording import make_demo_dataset
+        from vggt_vla.recording.demo_dataset import make_demo_dataset
 
         tmp = tempfile.TemporaryDirectory(prefix="bench_data_")
         print(f"no --dataset: writing demo datasets (100 episodes, PNG and AV1) under {tmp.name}")

@@ -8,10 +8,11 @@
     python scripts/eval.py --checkpoint logs/demo --sim demo --ablate images    # a control: blind it
     python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
     python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
+    python scripts/eval.py --sim demo --policy random --episodes 200           # the chance level
 
 --checkpoint takes a run directory (best.pt, else last.pt) or a .pt file. Results are printed
-and written as JSON (default: <run dir>/eval_<kind>.json; for --policy scripted,
-eval_<suite or sim>_scripted.json in the current directory). Offline: vggt_vla/offline_eval.py;
+and written as JSON (default: <run dir>/eval_<kind>.json; for --policy scripted or random,
+eval_<suite or sim>_<policy>.json in the current directory). Offline: vggt_vla/offline_eval.py;
 closed loop, every simulator the same way: vggt_vla/closed_loop.py. LIBERO needs
 requirements-sim.txt. Bad arguments, unreadable checkpoints or datasets, and output paths that
 cannot be written (checked before the model loads): one line on stderr, exit code 2.
@@ -61,8 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="auto")
     loop = parser.add_argument_group("closed loop (--sim)")
     loop.add_argument("--sim", help="closed-loop evaluation in this simulator: demo or libero")
-    loop.add_argument("--policy", choices=["checkpoint", "scripted"], default="checkpoint",
-                      help="the --checkpoint policy, or the simulator's privileged scripted expert (a check of the loop)")
+    loop.add_argument("--policy", choices=["checkpoint", "scripted", "random"], default="checkpoint",
+                      help="the --checkpoint policy, the simulator's privileged scripted expert (a check of the "
+                           "loop and the expert), or uniform random actions (the chance level)")
     loop.add_argument("--episodes", "--episodes_per_task", dest="episodes", type=int, default=50,
                       help="episodes per task (the demo has one task; LIBERO: initial states 0..N-1 of each task)")
     loop.add_argument("--seed", type=int, help="first episode seed (default: the simulator's, disjoint from its data)")
@@ -92,8 +94,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.ablate and not args.sim:
         parser.error("--ablate is a closed-loop control: add --sim demo (or another simulator)")
-    if args.policy == "scripted" and not args.sim:
-        parser.error("--policy scripted runs in a simulator: add --sim demo or --sim libero")
+    if args.policy != "checkpoint" and not args.sim:
+        parser.error(f"--policy {args.policy} runs in a simulator: add --sim demo or --sim libero")
     if args.policy == "checkpoint" and not args.checkpoint:
         parser.error("--checkpoint is required" + (" (or --policy scripted)" if args.sim else ""))
     if args.probe_modalities and args.sim:
@@ -113,7 +115,7 @@ def main(argv=None) -> int:
     try:  # every path the evaluation writes, before the model loads: a late failure loses the run
         run_dir = resolve_checkpoint(args.checkpoint, ("best", "last")).parent.parent if args.checkpoint else None
         check_output_file(args.json, "--json")
-        if not args.json:  # the default JSON goes to the run directory (scripted: the current one)
+        if not args.json:  # the default JSON goes to the run directory (scripted, random: the current one)
             check_output_dir(run_dir or Path("."), "the default --json directory")
         if args.sim:
             check_output_dir(args.videos, "--videos")
@@ -150,14 +152,14 @@ def main(argv=None) -> int:
         name = f"eval_{args.suite or args.sim}" + "".join("_no_" + a for a in args.ablate)  # eval_libero_spatial
         if args.camera_shift is not None:
             name += "_camera_{:g}m_{:g}deg".format(*args.camera_shift)
-        default_json = Path(f"{name}_scripted.json") if policy is None else run_dir / f"{name}.json"
+        default_json = Path(f"{name}_{args.policy}.json") if policy is None else run_dir / f"{name}.json"
         try:
             check_output_file(args.json or default_json, "--json")
         except OutputPathError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         try:
-            spec = ClosedLoopSpec(sim=args.sim, policy="scripted" if policy is None else policy.checkpoint_path,
+            spec = ClosedLoopSpec(sim=args.sim, policy=args.policy if policy is None else policy.checkpoint_path,
                                   episodes_per_task=args.episodes, tasks=tasks, seed=args.seed, suite=args.suite,
                                   workers=args.workers, camera_size=args.camera_size, fast_render=args.fast_render,
                                   max_steps=args.max_steps, camera_shift=args.camera_shift,

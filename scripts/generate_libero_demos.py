@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     except OutputPathError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from vggt_vla.recording import generate_libero_demos
+    from vggt_vla.recording.libero_demos import generate_libero_demos
 
     try:
         summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks,

@@ -81,10 +81,10 @@ if [ "$DEMOS" -gt 0 ]; then
   fi
   python scripts/generate_libero_demos.py --out "$(dirname "$DATA_ROOT")" "${GEN_ARGS[@]}" "${SIM_ARGS[@]}"
 elif [ "$IS_DEMO" = 1 ]; then
-  # The recipe trains on a dataset written with vggt_vla.recording's demo settings (episodes,
-  # noise). Another one (an older default, or one written by hand) is neither trained on nor
-  # replaced: we stop.
-  MISMATCH=$(python -c 'import sys; from vggt_vla.recording import demo_recipe_mismatch as m; print(m(sys.argv[1]) or "")' "$DATA_ROOT")
+  # The recipe trains on a dataset written with vggt_vla/recording/demo_dataset.py's settings
+  # (episodes, action noise). Another one (an older default, or one written by hand) is neither
+  # trained on nor replaced: we stop.
+  MISMATCH=$(python -c 'import sys; from vggt_vla.recording.demo_dataset import demo_recipe_mismatch as m; print(m(sys.argv[1]) or "")' "$DATA_ROOT")
   if [ -z "$MISMATCH" ]; then
     echo "using the existing demo dataset in $DATA_ROOT"
   elif [ "$MISMATCH" = missing ]; then

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     if args.overwrite and args.resume:
         print("error: --overwrite starts a new run, --resume continues one; give one of them", file=sys.stderr)
         return 2
-    config = args.config
+    config, saved = args.config, False
     if config is None:
         if not args.resume:
             print("error: give --config NAME_OR_YAML (or --resume RUN_DIR)", file=sys.stderr)
@@ -117,6 +117,7 @@ def main(argv=None) -> int:
 
         try:  # <run>/checkpoints/last.pt -> <run>/config.yaml
             config = str(resolve_checkpoint(args.resume).parent.parent / "config.yaml")
+            saved = True  # written by the run, perhaps by an older version (config.LEGACY_KEYS)
         except CheckpointError as err:
             from vggt_vla.training.run_dir import unstarted
 
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
                        f"run the command that started it again, without --resume: it takes the directory over")
             print(f"error: --resume: {err}", file=sys.stderr)
             return 2
-    cfg = load_config_or_report(config, overrides_from_args(args))
+    cfg = load_config_or_report(config, overrides_from_args(args), saved=saved)
     if cfg is None:
         return 2
 

@@ -167,7 +167,20 @@ def make_batch(cfg: Config, batch_size: int = 2, num_cameras: int = 2, seed: int
 @pytest.fixture(scope="session")
 def demo_dataset(tmp_path_factory) -> str:
     """A tiny embedded-demo dataset (LeRobot v3.0, 8 episodes, 32 px cameras)."""
-    from vggt_vla.recording import make_demo_dataset
+    from vggt_vla.recording.demo_dataset import make_demo_dataset
 
     return str(make_demo_dataset(tmp_path_factory.mktemp("demo") / "ds", num_episodes=8, image_size=32,
                                  progress=False))
+
+
+# configs/train_demo.yaml's data.live as runs saved it before the options became one section.
+FLAT_LIVE_KEYS = {"live_expert": True, "live_frame_stride": 4, "live_action_noise": 0.3,
+                  "live_noise_correlation": 0.8, "live_shared_colour": 0.8}
+
+
+def saved_before_the_live_section(cfg: Config, flat: dict = FLAT_LIVE_KEYS) -> dict:
+    """cfg's tree as a run saved it before data.live: the flat data.live_* keys `flat` instead."""
+    tree = cfg.to_dict()
+    del tree["data"]["live"]
+    tree["data"].update(flat)
+    return tree

@@ -96,10 +96,24 @@ def test_spec_rejects_what_it_cannot_run(line_sim):
         ClosedLoopSpec(sim="line", policy="run", ablate=("state",))
     with pytest.raises(ValueError, match="scripted expert"):
         ClosedLoopSpec(sim="line", ablate=("images",))
+    with pytest.raises(ValueError, match="random actions read nothing"):
+        ClosedLoopSpec(sim="line", policy="random", ablate=("images",))
     with pytest.raises(ValueError, match="in-memory policy"):
         closed_loop_eval(ClosedLoopSpec(sim="line", workers=2), policy=Stubborn())
     with pytest.raises(ValueError, match="fast_render"):
         closed_loop_eval(ClosedLoopSpec(sim="demo", episodes_per_task=1, fast_render=True), progress=False)
+
+
+def test_random_actions_are_drawn_per_episode_seed(line_sim):
+    """--policy random: uniform actions in [-1, 1], the same for the same episode seed in any process."""
+    runs = [closed_loop_eval(ClosedLoopSpec(sim="line", policy="random", episodes_per_task=4, workers=w),
+                             progress=False)["episode_records"] for w in (1, 2)]
+    outcomes = [[(r["seed"], r["success"], r["steps"]) for r in records] for records in runs]
+    assert outcomes[0] == outcomes[1]
+    assert len({steps for _, _, steps in outcomes[0]}) > 1 and not any(r["error"] for r in runs[0])
+    np.random.seed(3)
+    actions = np.stack([closed_loop.RandomActor().select_action({}) for _ in range(200)])  # [200, 7]
+    assert actions.shape == (200, 7) and actions.min() >= -1 and actions.max() <= 1 and actions.std() > 0.5
 
 
 def test_demo_expert_through_the_runner():

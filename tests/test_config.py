@@ -2,6 +2,7 @@
 
 import pytest
 
+from conftest import saved_before_the_live_section
 from vggt_vla.config import NAMED_CONFIGS, Config, ConfigError, config_from_dict, load_config
 
 
@@ -122,3 +123,55 @@ def test_a_config_without_the_inference_section_loads_with_the_default():
     # Chunks shorter than the default queue train as before; the queue is checked when a policy runs.
     cfg = config_from_dict({"model": {"action_head": {"chunk_size": 4}}})
     assert cfg.inference.n_action_steps == 5 and cfg.inference.temporal_ensemble is None
+
+
+def test_the_demo_config_trains_on_live_scenes():
+    from vggt_vla.config import LiveScenesConfig
+
+    assert load_config("demo").data.live == LiveScenesConfig(enabled=True, shared_colour=0.8,
+                                                             action_noise_correlation=0.8)
+    assert load_config("simple").data.live == LiveScenesConfig()  # off
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.live.frame_stride=0", "data.live.frame_stride must be >= 1"),
+    ("data.live.action_noise=-0.1", "data.live.action_noise must be >= 0"),
+    ("data.live.action_noise_correlation=1.0", r"data.live.action_noise_correlation must be in \[0, 1\)"),
+    ("data.live.shared_colour=1.5", r"data.live.shared_colour must be in \[0, 1\] or null"),
+    ("sim.name=libero", "data.live.enabled trains on live scenes of the demo env, but sim.name is 'libero'"),
+    ("train.max_steps=null", "set train.max_steps"),
+    ("train.cache_features=true", "data.live frames are not the dataset's"),
+])
+def test_the_live_section_rejects_what_it_cannot_run(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("demo", [override])
+
+
+def test_a_live_scene_mix_without_live_scenes_is_refused():
+    with pytest.raises(ConfigError, match="set data.live.enabled: true or drop it"):
+        load_config("simple", ["data.live.shared_colour=0.5"])
+
+
+def test_an_old_flat_live_key_in_a_config_file_names_its_new_place():
+    with pytest.raises(ConfigError, match=r"'data.live_expert' is 'data.live.enabled' now"):
+        load_config("demo", ["data.live_expert=true"])
+    with pytest.raises(ConfigError, match=r"'data.live_noise_correlation' is 'data.live.action_noise_correlation'"):
+        config_from_dict(saved_before_the_live_section(load_config("demo"), {"live_noise_correlation": 0.8}))
+
+
+def test_a_saved_run_config_with_the_flat_live_keys_loads_into_the_live_section(tmp_path):
+    import yaml
+
+    demo = load_config("demo")
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(saved_before_the_live_section(demo), sort_keys=False))  # a run's config.yaml
+    assert load_config(str(path), saved=True) == demo
+    assert load_config(str(path), ["train.max_steps=10"], saved=True).train.max_steps == 10
+    assert config_from_dict(saved_before_the_live_section(demo), saved=True) == demo  # a checkpoint's
+
+
+def test_a_saved_config_with_both_spellings_is_refused():
+    tree = saved_before_the_live_section(load_config("demo"))
+    tree["data"]["live"] = {"enabled": True}
+    with pytest.raises(ConfigError, match="gives both 'data.live_expert'"):
+        config_from_dict(tree, saved=True)

@@ -1,4 +1,4 @@
-"""build_dataloaders(cfg): episode-level split, the batch format, workers, checkpointed stats."""
+"""build_datasets / build_dataloaders(cfg): episode-level split, the batch format, workers, checkpointed stats."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,9 @@ from torch.utils.data import DataLoader
 
 from vggt_vla.config import config_from_dict
 from vggt_vla.data.batch import collate
-from vggt_vla.data.loader import build_dataloaders, build_datasets, split_episodes
+from vggt_vla.data.loader import build_datasets, split_episodes
 from vggt_vla.data.normalize import Normalizer
+from vggt_vla.training.training_data import build_dataloaders
 from synthetic_data import make_synthetic_dataset
 
 LENGTHS = (6, 9, 4, 7, 5, 8, 6, 5, 7, 6)

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import run_script
 from vggt_vla.data.loader_benchmark import items_per_second, loader_items_per_second, open_dataset
-from vggt_vla.recording import make_demo_dataset
+from vggt_vla.recording.demo_dataset import make_demo_dataset
 from vggt_vla.data.meta import DatasetError
 from vggt_vla.data.dataset_report import parse_episodes, summarize
 from synthetic_data import make_synthetic_dataset

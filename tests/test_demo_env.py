@@ -4,14 +4,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from vggt_vla.constants import ACTION_KEY
-from vggt_vla.recording import make_demo_dataset
+from vggt_vla.closed_loop import ClosedLoopSpec, closed_loop_eval
 from vggt_vla.data.lerobot import LeRobotSource
 from vggt_vla.data.writer import available_av1_encoder
+from vggt_vla.recording.demo_dataset import make_demo_dataset
 from vggt_vla.sim.demo_env import (CAMERA_KEYS, COLORS, EVAL_SEEDS, SHAPES, STATE_KEY, DemoEnv, _clip, _norm,
-                                   random_action, rollout, scripted_action, success_rate)
+                                   scripted_action)
 
 
 def test_observation_format():
@@ -44,19 +43,26 @@ def test_instructions_name_an_object_in_the_scene():
     assert kinds == {"move", "push"}
 
 
-def test_scripted_policy_succeeds_and_random_does_not():
-    scripted = success_rate(lambda env: (lambda obs: scripted_action(env)), EVAL_SEEDS)
-    rng = np.random.default_rng(0)
-    rand = success_rate(lambda env: (lambda obs: random_action(rng)), EVAL_SEEDS)
-    assert len(EVAL_SEEDS) == 100
-    assert scripted >= 0.95, scripted
-    assert rand < 0.20, rand
+def test_the_scripted_expert_solves_the_evaluation_scenes():
+    result = closed_loop_eval(ClosedLoopSpec(sim="demo", policy="scripted", episodes_per_task=len(EVAL_SEEDS)),
+                              progress=False)
+    assert [r["seed"] for r in result["episode_records"]] == list(EVAL_SEEDS)
+    assert result["success_rate"] >= 0.95, result["success_rate"]
 
 
-def test_doing_nothing_fails_and_episodes_end():
+def test_random_actions_rarely_succeed():
+    result = closed_loop_eval(ClosedLoopSpec(sim="demo", policy="random", episodes_per_task=100), progress=False)
+    assert result["success_rate"] < 0.20, result["success_rate"]
+
+
+def test_doing_nothing_fails_and_the_episode_ends_at_max_steps():
     env = DemoEnv(max_steps=30)
-    assert not rollout(env, lambda obs: np.zeros(7, dtype=np.float32), seed=3)
-    assert env.steps == 30 and env.done
+    env.reset(seed=3)
+    for _ in range(29):
+        env.step(np.zeros(7, dtype=np.float32))
+    assert not env.done
+    env.step(np.zeros(7, dtype=np.float32))
+    assert env.done and not env.success and env.steps == 30
 
 
 def test_wrist_camera_follows_the_gripper():
@@ -114,24 +120,44 @@ def test_demo_dataset_matches_the_env(demo):
         assert source.tasks[source.task_index[row]] == obs["instruction"]
 
 
-def test_recorded_noise_drifts_and_the_recipe_check_reads_it(demo, tmp_path):
-    """Executed actions carry a correlated drift (the recorded ones are the expert's), and
-    demo_recipe_mismatch tells quick_start.sh whether a dataset was written the recipe's way."""
-    from vggt_vla.recording import DEMO_NOISE_CORRELATION, demo_recipe_mismatch, record_demo_episode
+def test_correlated_action_noise_drifts_the_executed_actions():
+    """The executed actions carry the noise, correlated over steps as asked; the recorded ones are
+    the expert's."""
+    from vggt_vla.recording.demo_dataset import record_demo_episode
 
     env = DemoEnv()
     drifts = {}
     for rho in (0.0, 0.8):
-        episode = record_demo_episode(env, 5, np.random.default_rng(0), noise=0.3, noise_correlation=rho)
+        episode = record_demo_episode(env, 5, np.random.default_rng(0), action_noise=0.3,
+                                      action_noise_correlation=rho)
         moved = np.diff(episode[STATE_KEY][:, :2], axis=0) / 0.045  # executed xy actions
         drifts[rho] = moved - episode["action"][:-1, :2]  # [T-1, 2]: the noise, where no clipping hit
     lag1 = {rho: np.corrcoef(d[:-1, 0], d[1:, 0])[0, 1] for rho, d in drifts.items()}
     assert lag1[0.8] > 0.5 > lag1[0.0]
+
+
+def test_the_recipe_check_reads_the_recorded_settings(demo, tmp_path):
+    """demo_recipe_mismatch tells quick_start.sh whether a dataset was written the recipe's way."""
+    from vggt_vla.recording.demo_dataset import DEFAULT_ACTION_NOISE_CORRELATION, demo_recipe_mismatch
+
     root, _ = demo
     recorded = json.loads((root / "meta" / "info.json").read_text())["demo_recording"]
-    assert recorded["noise_correlation"] == DEMO_NOISE_CORRELATION and recorded["episodes"] == 8
-    assert "episodes 8" in demo_recipe_mismatch(root)  # the recipe wants DEFAULT_EPISODES
+    assert recorded["action_noise_correlation"] == DEFAULT_ACTION_NOISE_CORRELATION and recorded["episodes"] == 8
+    assert demo_recipe_mismatch(root) == "episodes 8 (the recipe: 1000)"
     assert demo_recipe_mismatch(tmp_path / "none") == "missing"
+
+
+def test_the_recipe_check_reads_datasets_written_before_the_action_noise_spelling(tmp_path):
+    from vggt_vla.recording.demo_dataset import demo_recipe_mismatch
+
+    old = {"episodes": 1000, "seed": 0, "noise": 0.3, "noise_correlation": 0.0, "image_size": 128,
+           "num_objects": 3, "task_types": ["reach", "push"]}
+    (tmp_path / "meta").mkdir()
+    (tmp_path / "meta" / "info.json").write_text(json.dumps({"demo_recording": old}))
+    assert demo_recipe_mismatch(tmp_path) is None
+    old["noise_correlation"] = 0.8
+    (tmp_path / "meta" / "info.json").write_text(json.dumps({"demo_recording": old}))
+    assert demo_recipe_mismatch(tmp_path) == "action_noise_correlation 0.8 (the recipe: 0.0)"
 
 
 def test_demo_video_dataset(tmp_path):
@@ -145,69 +171,3 @@ def test_demo_video_dataset(tmp_path):
     obs = DemoEnv().reset(seed=2)
     got = source.frame(0, int(source.ep_start[2])).astype(float)
     assert np.abs(got - obs[CAMERA_KEYS[0]]).mean() < 4.0
-
-
-def test_live_demo_frames_are_new_scenes_in_the_datasets_format_and_mix(demo):
-    """data.live_expert's items: FrameDataset's keys, shapes and dtypes; the same items for the same
-    seed and new scenes otherwise; every frame_stride-th frame of each scene, each once, so push
-    frames are as common as in a recorded dataset (~0.63, not the 0.5 of one frame per episode);
-    items rendered from the scene they name; and the scene mix that data.live_shared_colour asks for."""
-    from vggt_vla.data.dataset import FrameDataset
-    from vggt_vla.data.normalize import Normalizer
-    from vggt_vla.data.transforms import ImageTransform
-    from vggt_vla.recording import DEMO_NOISE, LiveDemoFrames, demo_expert_path
-
-    _, source = demo
-    normalizer = Normalizer.from_stats(source.stats("mean_std"), "mean_std", [ACTION_KEY, STATE_KEY])
-    recorded = FrameDataset(source, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer)
-
-    def frames(length, **kwargs):
-        return LiveDemoFrames(length, chunk_size=10, transform=ImageTransform(32), normalizer=normalizer, **kwargs)
-
-    live = frames(1000, seed=3)
-    want, got = recorded[0], live[0]
-    assert set(got) == set(want) - {"row"}
-    for key, value in want.items():
-        if isinstance(value, torch.Tensor):
-            assert got[key].shape == value.shape and got[key].dtype == value.dtype, key
-    again = frames(1000, seed=3)[0]
-    assert all(torch.equal(got[k], again[k]) for k in ("images", "actions", "state", "goal_state"))
-    assert not torch.equal(frames(1000, seed=4)[0]["images"], got["images"])
-    assert len(live) == 1000 and len(set(live.items)) == 1000  # no frame twice
-    per_scene = np.bincount([scene for scene, _ in live.items])
-    assert 150 < len(live.scenes) < 400 and per_scene.max() <= 80 // 4 + 1  # ~27 / 4 frames a scene
-    by_scene = {}
-    for scene, t in live.items:
-        by_scene.setdefault(scene, []).append(t)
-    assert {int(d) for ts in by_scene.values() for d in np.diff(ts)} == {4}
-    assert {ts[0] for ts in by_scene.values()} == {0, 1, 2, 3}  # a random offset per scene
-    items = [live[i] for i in range(len(live))]
-    assert len({it["images"].numpy().tobytes() for it in items}) == len(items)
-    actions = np.stack([normalizer.unnormalize(ACTION_KEY, it["actions"].numpy()) for it in items])  # [N, T, 7]
-    assert np.abs(actions).max() <= 1 + 1e-5 and np.allclose(actions[..., 6], -1.0, atol=1e-5)  # the expert's
-    push = np.mean([it["instruction"].startswith("push") for it in items])
-    env, rng, steps_all, pushes = DemoEnv(), np.random.default_rng(0), 0, 0
-    for seed in range(1000):  # a recorded dataset's mix: the frames of episodes 0..999 (~0.63)
-        steps = len(demo_expert_path(env, seed, rng, DEMO_NOISE)[ACTION_KEY])
-        steps_all, pushes = steps_all + steps, pushes + steps * (env.task == "push")
-    assert abs(push - pushes / steps_all) < 0.06, (push, pushes / steps_all)  # one frame per episode: ~0.5
-    # an item shows its scene at its frame: the gripper drawn where the item's state says
-    scene, t = live.items[7]
-    env.draw_scene(live.scenes[scene]["seed"])
-    env.restore(live.scenes[scene]["snapshot"][t])
-    assert np.array_equal(ImageTransform(32).cameras([env.observation()[k] for k in CAMERA_KEYS]), items[7]["images"])
-    state = normalizer.unnormalize(STATE_KEY, items[7]["state"].numpy())
-    assert np.allclose(state[:2], env.gripper, atol=1e-5)
-
-    def shared_share(dataset: LiveDemoFrames) -> float:
-        kinds = []
-        for scene in dataset.scenes:
-            env.draw_scene(scene["seed"])
-            kinds.append(env.target_colour_shared())
-        return float(np.mean(kinds))
-
-    assert 0.2 < shared_share(live) < 0.36  # the env's own mix: 2 in 7
-    assert shared_share(frames(60, shared_colour=0.0)) == 0.0
-    assert shared_share(frames(60, shared_colour=1.0)) == 1.0
-    with pytest.raises(ValueError, match="frame_stride"):
-        frames(10, frame_stride=0)

@@ -1,6 +1,8 @@
 """VGGT as a training-time geometry teacher (model.geometry_alignment), on tiny random teachers
 with the shared VGGT fixture's dimensions (../shared/vggt/fixture/config.json)."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -187,14 +189,14 @@ def test_inject_mode_builds_no_vision_encoder(tiny_qwen3, teacher_checkpoint):
         tiny_config(tiny_qwen3, backbone="vggt", vggt=backbone, language_film=True)
 
 
-def test_trained_checkpoint_has_no_teacher_and_inference_runs_none(tiny_qwen3, teacher_checkpoint,
-                                                                   demo_dataset, tmp_path):
-    from vggt_vla.checkpoint import load_checkpoint
-    from vggt_vla.policy import Policy
+@pytest.fixture(scope="module")
+def aligned_run(tiny_qwen3, teacher_checkpoint, demo_dataset, tmp_path_factory):
+    """Two epochs with the geometry teacher and the frame cache: (config, fit result, what the
+    trainer saw: train / validation frames, cache hits and misses, teacher forwards)."""
+    from vggt_vla.config import config_from_dict
     from vggt_vla.training.trainer import Trainer
 
-    from vggt_vla.config import config_from_dict
-
+    tmp_path = tmp_path_factory.mktemp("aligned")
     cfg = config_from_dict({
         "model": align_config(tiny_qwen3, teacher_checkpoint).to_dict()["model"],
         "data": {"dataset_repo": "", "dataset_root": demo_dataset, "num_workers": 0, "val_fraction": 0.25},
@@ -205,23 +207,36 @@ def test_trained_checkpoint_has_no_teacher_and_inference_runs_none(tiny_qwen3, t
     trainer = Trainer(cfg, progress=False)
     before = GeometryTeacher.forward_count
     result = trainer.fit()
-    teacher = trainer.accelerator.unwrap_model(trainer.model).geometry_teacher
-    cache = teacher.feature_cache
-    frames, val_frames = len(trainer.train_set), len(trainer.val_set)
+    cache = trainer.accelerator.unwrap_model(trainer.model).geometry_teacher.feature_cache
+    seen = {"frames": len(trainer.train_set), "val_frames": len(trainer.val_set), "hits": cache.num_hits,
+            "misses": cache.num_misses, "teacher_forwards": GeometryTeacher.forward_count - before}
+    return cfg, result, seen
+
+
+def test_the_frame_cache_runs_the_teacher_once_per_frame(aligned_run):
+    _, result, seen = aligned_run
     # each frame's teacher forward ran once over the run: the second epoch was served from disk
     # (and the final validation computed the validation frames once)
-    assert cache.num_hits == frames and cache.num_misses == frames + val_frames
-    assert GeometryTeacher.forward_count - before > result["step"] // 2
-    logged = (tmp_path / "logs" / "align" / "metrics.jsonl").read_text()
+    assert seen["hits"] == seen["frames"] and seen["misses"] == seen["frames"] + seen["val_frames"]
+    assert seen["teacher_forwards"] > result["step"] // 2
+    logged = (Path(result["run_dir"]) / "metrics.jsonl").read_text()
     for name in ("train/align_loss", "train/action_loss", "val/align_loss", "val/action_loss"):
         assert name in logged
 
-    ckpt = load_checkpoint(result["run_dir"])
+
+def test_the_checkpoint_holds_the_projector_and_names_the_teacher(aligned_run, teacher_checkpoint):
+    from vggt_vla.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(aligned_run[1]["run_dir"])
     assert ckpt["pretrained_parts"]["alignment.teacher"] == teacher_checkpoint
     assert not any(k.startswith("alignment.teacher.") for k in ckpt["model"])
     assert any(k.startswith("alignment.projector.") for k in ckpt["model"])
 
-    policy = Policy.from_pretrained(result["run_dir"], device="cpu")
+
+def test_the_policy_builds_no_teacher_and_runs_none(aligned_run):
+    from vggt_vla.policy import Policy
+
+    policy = Policy.from_pretrained(aligned_run[1]["run_dir"], device="cpu")
     assert policy.model.geometry_teacher is None
     assert not any(isinstance(m, (Aggregator, GeometryTeacher)) for m in policy.model.modules())
     before = GeometryTeacher.forward_count
@@ -230,10 +245,22 @@ def test_trained_checkpoint_has_no_teacher_and_inference_runs_none(tiny_qwen3, t
     assert policy.model.predict_action_chunk(batch).shape == (2, 5, 7)
     assert GeometryTeacher.forward_count == before
 
-    # Resume: the teacher comes back from its source, the projector from the checkpoint, and the
-    # frame cache is attached again.
+
+def test_a_resumed_run_gets_the_teacher_from_its_source_and_the_projector_from_the_checkpoint(aligned_run,
+                                                                                             tmp_path):
+    """... and the frame cache is attached again."""
+    import copy
+    import shutil
+
+    from vggt_vla.checkpoint import load_checkpoint
+    from vggt_vla.training.trainer import Trainer
+
+    cfg, result, _ = aligned_run
+    cfg = copy.deepcopy(cfg)
     cfg.train.num_epochs = 3
-    resumed = Trainer(cfg, resume=result["run_dir"], progress=False)
+    run = shutil.copytree(result["run_dir"], tmp_path / "align")  # the other tests read the original
+    ckpt = load_checkpoint(run)
+    resumed = Trainer(cfg, resume=str(run), progress=False)
     model = resumed.accelerator.unwrap_model(resumed.model)
     assert model.geometry_teacher is not None and model.geometry_teacher.feature_cache is not None
     assert all(torch.equal(v, ckpt["model"][f"alignment.projector.{k}"])

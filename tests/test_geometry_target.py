@@ -103,7 +103,7 @@ def test_augmented_crops_move_the_geometry_with_the_image():
 
 
 def _write_geometry_dataset(root, episode_lengths=(6, 5)) -> dict:
-    from vggt_vla.recording import episode_features
+    from vggt_vla.recording.schema import episode_features
 
     writer = LeRobotWriter(root, fps=10, features=episode_features(SIZE, [f"s{i}" for i in range(8)], geometry=True),
                            overwrite=True)

@@ -77,15 +77,6 @@ def test_env_step_moves_the_hand_and_replayed_frames_equal_live_ones(env):
         env.reset(999)
 
 
-def test_scripted_expert_solves_a_short_episode(env):
-    from vggt_vla.sim.libero_expert import LiberoExpert, run_episode
-
-    expert = LiberoExpert(env)
-    success, steps = run_episode(env, expert, init_state=0)
-    assert success and steps < env.max_steps
-    assert expert.phase in ("lower", "release", "retreat")
-
-
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
     out = tmp_path_factory.mktemp("libero_demos") / "ds"
@@ -155,6 +146,7 @@ def test_eval_runs_a_checkpoint_in_libero(trained_on_demos, tmp_path):
 
 
 def test_eval_scripted_policy_reports_success(tmp_path):
+    """The scripted expert solves a short episode, run by the one episode runner (closed_loop.py)."""
     out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task",
               "1", "--json", str(tmp_path / "s.json"))
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]

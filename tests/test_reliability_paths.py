@@ -85,7 +85,7 @@ def test_make_demo_dataset_checks_out_and_episodes_first(tmp_path, a_file):
         line = one_error_line(run_script("scripts/make_demo_dataset.py", "--out", tmp_path / "ds", "--episodes", episodes))
         assert f"--episodes {episodes}" in line
         assert not (tmp_path / "ds").exists()  # nothing left behind
-    from vggt_vla.recording import make_demo_dataset
+    from vggt_vla.recording.demo_dataset import make_demo_dataset
 
     with pytest.raises(ValueError, match="at least 1 episode"):
         make_demo_dataset(tmp_path / "api", num_episodes=0, progress=False)

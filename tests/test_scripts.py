@@ -105,6 +105,16 @@ def test_benchmark_cli_writes_every_figure(tmp_path, tiny_qwen3):
     assert result["train"]["language_model_forwards_after_warmup"] == 0 and result["train"]["mfu"] > 0
 
 
+def test_benchmark_of_the_demo_config_says_it_times_the_live_loader(demo_dataset):
+    """configs/train_demo.yaml trains on live scenes (data.live): --dataset times those, and says so."""
+    fast = ["--batch_size", "2", "--steps", "1", "--warmup", "0", "--inference_repeats", "1", "--matmul_size", "64"]
+    out = run("scripts/benchmark.py", "--config", "demo", "--dataset", demo_dataset, *fast)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"data {demo_dataset}: live scenes of the demo env (data.live)" in out.stdout
+    out = run("scripts/benchmark.py", "--config", "demo", *fast)  # synthetic: the first line says what is left out
+    assert out.returncode == 0 and "synthetic (training loads live scenes of the demo env" in out.stdout
+
+
 def test_benchmark_cli_rejects_a_config_typo(tmp_path, tiny_qwen3):
     out = run("scripts/benchmark.py", "--config", str(tiny_yaml(tmp_path, tiny_qwen3)), "--set", "train.bach_size=2")
     assert out.returncode == 2 and "did you mean 'batch_size'" in out.stderr

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_two_process_step_in_sync, run_script, tiny_config
+from conftest import assert_two_process_step_in_sync, run_script, saved_before_the_live_section, tiny_config
 from vggt_vla.config import config_from_dict
 from vggt_vla import checkpoint as ckpt_mod
 from vggt_vla.training.trainer import Trainer, TrainingDiverged
@@ -55,49 +55,54 @@ def test_resume_is_exact(tiny_qwen3, demo_dataset, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_live_expert_training_resumes_exactly_on_new_scenes(tiny_qwen3, demo_dataset, tmp_path):
-    """data.live_expert: new scenes, a resumed run sees the same frames, and the data.live_* settings
-    reach the loader."""
-    from vggt_vla.config import ConfigError
-    from vggt_vla.data.loader import split_episodes
-    from vggt_vla.recording import LiveDemoFrames
+LIVE = {"data": {"live": {"enabled": True}}, "sim": {"name": "demo", "camera_size": 32}}
 
-    live = {"data": {"live_expert": True}, "sim": {"name": "demo", "camera_size": 32}}
+
+def test_live_scene_training_resumes_exactly(tiny_qwen3, demo_dataset, tmp_path):
+    """data.live: a resumed run sees the same live frames as the uninterrupted one."""
     straight = tmp_path / "straight"
-    trainer = Trainer(train_config(tiny_qwen3, demo_dataset, straight, **live), progress=False)
-    assert isinstance(trainer.train_set, LiveDemoFrames) and len(trainer.train_set) == 8 * 4
-    _, val_episodes = split_episodes(range(8), 0.25)
-    assert trainer.val_set.episodes.tolist() == val_episodes.tolist()  # validation: recorded episodes
-    trainer.fit()
+    Trainer(train_config(tiny_qwen3, demo_dataset, straight, **LIVE), progress=False).fit()
     split = tmp_path / "split"
-    Trainer(train_config(tiny_qwen3, demo_dataset, split, **live), progress=False).fit(stop_after=3)
-    Trainer(train_config(tiny_qwen3, demo_dataset, split, **live), resume=str(split / "run"), progress=False).fit()
+    Trainer(train_config(tiny_qwen3, demo_dataset, split, **LIVE), progress=False).fit(stop_after=3)
+    Trainer(train_config(tiny_qwen3, demo_dataset, split, **LIVE), resume=str(split / "run"), progress=False).fit()
     a, b = losses(straight), losses(split)
     assert sorted(a) == sorted(b) == list(range(1, 9))
     assert all(abs(a[step] - b[step]) <= 1e-6 for step in a), (a, b)
+
+
+def test_the_trainer_trains_on_what_training_data_chooses(tiny_qwen3, demo_dataset, tmp_path):
+    """The trainer's training set is build_training_data's: live scenes here, not the recorded frames."""
+    from vggt_vla.recording.live_scenes import LiveSceneFrames
+
+    trainer = Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path / "live", **LIVE), progress=False)
+    assert isinstance(trainer.train_set, LiveSceneFrames) and len(trainer.train_set) == 8 * 4
+    live = losses_of(trainer)
     recorded = losses_of(Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path / "recorded"), progress=False))
-    assert recorded != a  # the live run did not train on the dataset's frames
-    with pytest.raises(ConfigError, match="sim.name"):
-        train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_expert": True})
-    with pytest.raises(ConfigError, match="train.max_steps"):
-        train_config(tiny_qwen3, demo_dataset, tmp_path, max_steps=None, num_epochs=1, **live)
-    with pytest.raises(ConfigError, match="live_shared_colour must be in"):
-        train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_expert": True, "live_shared_colour": 1.5},
-                     sim=live["sim"])
-    with pytest.raises(ConfigError, match="set live_expert: true"):
-        train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_shared_colour": 0.5})
-    # the loader gets the config's stride and noise: the same scenes, driven along other paths
-    tuned = {"live_expert": True, "live_frame_stride": 2, "live_noise_correlation": 0.8}
-    other = Trainer(train_config(tiny_qwen3, demo_dataset, tmp_path / "tuned", data=tuned, sim=live["sim"]),
-                    progress=False).train_set
-    first, second = trainer.train_set.scenes[0], other.scenes[0]
-    assert first["seed"] == second["seed"] and not np.array_equal(first["snapshot"], second["snapshot"])
-    assert {t2 - t1 for (s1, t1), (s2, t2) in zip(other.items, other.items[1:]) if s1 == s2} == {2}
-    for bad, message in (({"live_action_noise": -0.1}, "live_action_noise must be >= 0"),
-                         ({"live_noise_correlation": 1.0}, r"live_noise_correlation must be in \[0, 1\)"),
-                         ({"live_frame_stride": 0}, "live_frame_stride must be >= 1")):
-        with pytest.raises(ConfigError, match=message):
-            train_config(tiny_qwen3, demo_dataset, tmp_path, data={"live_expert": True, **bad}, sim=live["sim"])
+    assert recorded != live
+
+
+def test_a_run_saved_with_the_flat_live_keys_resumes(tiny_qwen3, demo_dataset, tmp_path):
+    """A run saved before data.live was a section holds data.live_expert etc. in its config.yaml
+    and checkpoint; `train_vla.py --resume RUN` reads them into data.live and carries on."""
+    import yaml
+
+    cfg = train_config(tiny_qwen3, demo_dataset, tmp_path, **LIVE)
+    Trainer(cfg, progress=False).fit(stop_after=3)
+    run = tmp_path / "run"
+    flat = {"live_expert": True, "live_frame_stride": 4, "live_action_noise": 0.3, "live_noise_correlation": 0.0,
+            "live_shared_colour": None}  # LIVE as the older version wrote it
+    old_tree = saved_before_the_live_section(cfg, flat)
+    (run / "config.yaml").write_text(yaml.safe_dump(old_tree, sort_keys=False))
+    for name in ("last.pt", "best.pt"):
+        path = run / "checkpoints" / name
+        if path.exists():
+            ckpt = torch.load(path, weights_only=False)
+            ckpt["config"] = old_tree
+            torch.save(ckpt, path)
+    out = run_script("scripts/train_vla.py", "--resume", str(run), "--no_progress")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "resumed from" in out.stderr and sorted(losses(tmp_path)) == list(range(1, 9))
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["live"]["enabled"] is True
 
 
 def losses_of(trainer: Trainer) -> dict:
@@ -331,8 +336,6 @@ def test_eval_cli_probe_modalities(trained_run, tmp_path):
 
 
 def test_ablated_inputs_hide_what_they_name(trained_run):
-    import numpy as np
-
     from vggt_vla.closed_loop import AblatedInputs
     from vggt_vla.policy import Policy
     from vggt_vla.sim.demo_env import DemoEnv

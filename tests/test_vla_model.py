@@ -178,44 +178,67 @@ def test_linear_pool_stem_keeps_the_grid_and_says_what_a_patch_holds_wherever_it
     assert not torch.allclose(linear[0], linear[1], atol=1e-3)
 
 
-@pytest.mark.parametrize("goal_from", ["head_inputs", "keypoint"])
-def test_goal_loss_adds_a_trained_part_and_needs_the_goal_state(tiny_qwen3, goal_from):
-    from vggt_vla.config import ConfigError
-
+def goal_model(language_model, goal_from):
+    """A tiny model with the goal loss (weight 2) and a batch with goal states."""
     torch.manual_seed(0)
-    cfg = tiny_config(tiny_qwen3, goal_loss_weight=2.0, goal_from=goal_from, spatial_keypoints=3)
-    model = VLAModel(cfg.model)
-    if goal_from == "keypoint":  # linear in one keypoint (x, y), the state and the instruction
-        assert model.goal_head.in_features == 2 + cfg.model.state_dim + cfg.model.dim
+    cfg = tiny_config(language_model, goal_loss_weight=2.0, goal_from=goal_from, spatial_keypoints=3)
     batch = make_batch(cfg, batch_size=4)
     batch["goal_state"] = torch.randn(4, cfg.model.state_dim)
+    return cfg, VLAModel(cfg.model), batch
+
+
+@pytest.mark.parametrize("goal_from", ["head_inputs", "keypoint"])
+def test_the_goal_loss_is_added_to_the_loss_with_its_weight(tiny_qwen3, goal_from):
+    cfg, model, batch = goal_model(tiny_qwen3, goal_from)
+    if goal_from == "keypoint":  # linear in one keypoint (x, y), the state and the instruction
+        assert model.goal_head.in_features == 2 + cfg.model.state_dim + cfg.model.dim
     loss, metrics = model(batch)
     inputs = model.fusion_inputs(batch)
     goal = model._goal_loss(model.head_inputs(inputs), model._keypoints(inputs), inputs, batch)
     assert torch.allclose(loss, metrics["action_loss"] + 2.0 * metrics["goal_loss"])
     assert torch.allclose(metrics["goal_loss"], goal.detach())
+
+
+@pytest.mark.parametrize("goal_from", ["head_inputs", "keypoint"])
+def test_the_goal_loss_trains_its_head_and_the_keypoints_only_from_a_keypoint(tiny_qwen3, goal_from):
+    _, model, batch = goal_model(tiny_qwen3, goal_from)
+    inputs = model.fusion_inputs(batch)
+    goal = model._goal_loss(model.head_inputs(inputs), model._keypoints(inputs), inputs, batch)
     goal.backward()  # the goal loss alone: what does it train?
     assert model.goal_head.weight.grad.abs().sum() > 0 and model.keypoints.score.weight.grad.abs().sum() > 0
     backbone_grad = sum(p.grad.abs().sum() for p in model.backbone.parameters() if p.grad is not None)
     assert (backbone_grad > 0) == (goal_from == "head_inputs")  # keypoint: only the keypoint's pathway
     model.zero_grad()
-    before = metrics["goal_loss"].item()
+    before = model(batch)[1]["goal_loss"].item()
     train_steps(model, batch, 40)
     assert model(batch)[1]["goal_loss"].item() < 0.5 * before
+
+
+def test_the_goal_loss_needs_the_goal_state(tiny_qwen3):
+    _, model, batch = goal_model(tiny_qwen3, "keypoint")
     with pytest.raises(KeyError, match="goal_state"):
         model({k: v for k, v in batch.items() if k != "goal_state"})
     with pytest.raises(ValueError, match=r"goal_state.*state_dim"):
         model({**batch, "goal_state": torch.zeros(4, 3)})
-    with pytest.raises(ConfigError, match="state_dim is 0"):
-        tiny_config(tiny_qwen3, goal_loss_weight=1.0, state_dim=0)
-    with pytest.raises(ConfigError, match="goal_loss_weight must be >= 0"):
-        tiny_config(tiny_qwen3, goal_loss_weight=-1.0)
-    with pytest.raises(ConfigError, match="spatial_keypoints is 0"):
-        tiny_config(tiny_qwen3, goal_loss_weight=1.0, goal_from="keypoint")
-    with pytest.raises(ConfigError, match="goal_from"):
-        tiny_config(tiny_qwen3, goal_from="everything")
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"goal_loss_weight": 1.0, "state_dim": 0}, "state_dim is 0"),
+    ({"goal_loss_weight": -1.0}, "goal_loss_weight must be >= 0"),
+    ({"goal_loss_weight": 1.0, "goal_from": "keypoint"}, "spatial_keypoints is 0"),
+    ({"goal_from": "everything"}, "goal_from"),
+])
+def test_the_goal_options_are_checked(tiny_qwen3, overrides, message):
+    from vggt_vla.config import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        tiny_config(tiny_qwen3, **overrides)
+
+
+def test_there_is_no_goal_head_by_default(tiny_qwen3):
+    _, _, batch = goal_model(tiny_qwen3, "keypoint")
     plain = VLAModel(tiny_config(tiny_qwen3).model)
-    assert plain.goal_head is None and "goal_loss" not in plain(batch)[1]  # off by default
+    assert plain.goal_head is None and "goal_loss" not in plain(batch)[1]
 
 
 def test_spatial_keypoints_find_where_a_feature_peaks():

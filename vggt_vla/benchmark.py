@@ -93,18 +93,27 @@ class StepTimer:
 BENCH_INSTRUCTIONS = [f"instruction {i}" for i in range(10)]
 
 
-def _batches(cfg: Config, batch_size: int, synthetic: bool, dataset: Optional[str], device, num_workers: int):
-    """An endless iterator of batches on `device`: one in-memory batch, or a real DataLoader."""
-    if synthetic or dataset is None:
+def _training_set(cfg: Config, dataset: str, items: int):
+    """What training would load from the dataset at `dataset` (training/training_data.py: its
+    recorded frames, or live scenes of the demo env with data.live), and that in words."""
+    from vggt_vla.training.training_data import build_training_data, describe_training_set
+
+    cfg.data.dataset_root = dataset
+    train, _, _ = build_training_data(cfg, progress=False, live_items=items)
+    return train, f"{dataset}: {describe_training_set(train)}"
+
+
+def _batches(cfg: Config, batch_size: int, train, device, num_workers: int):
+    """An endless iterator of batches on `device`: one in-memory batch (train None), or a real
+    DataLoader over `train`."""
+    if train is None:
         batch = dummy_batch(cfg, batch_size, device)
         batch["instruction"] = [BENCH_INSTRUCTIONS[i % len(BENCH_INSTRUCTIONS)] for i in range(batch_size)]
         while True:
             yield batch
     from vggt_vla.data.batch import to_device
-    from vggt_vla.data.loader import build_datasets, make_loader
+    from vggt_vla.data.loader import make_loader
 
-    cfg.data.dataset_root = dataset
-    train, _, _ = build_datasets(cfg, progress=False)
     loader = make_loader(train, batch_size=batch_size, shuffle=True, num_workers=num_workers, drop_last=True,
                          persistent_workers=True)
     while True:
@@ -131,7 +140,12 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     torch.manual_seed(0)
     model, used_random = build_for_inspection(cfg, random_weights)
     model.to(device)
-    data = _batches(cfg, batch_size, synthetic, dataset, device, num_workers)
+    train, data_used = None, "synthetic"
+    if cfg.data.live.enabled:  # say so: the figure leaves out the loader this config trains with
+        data_used += " (training loads live scenes of the demo env, data.live; --dataset ROOT times that loader)"
+    if not synthetic and dataset is not None:
+        train, data_used = _training_set(cfg, dataset, (warmup + steps + 1) * batch_size)
+    data = _batches(cfg, batch_size, train, device, num_workers)
     if ablate_language:
         _replace_language_with_constant(model, next(data)["instruction"])
     optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
@@ -170,7 +184,7 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
         "random_weights": used_random,
         "compile": compile,
         "mixed_precision": mixed_precision,
-        "data": "synthetic" if (synthetic or dataset is None) else dataset,
+        "data": data_used,
         "language_ablated": ablate_language,
         "train": {
             **train_figures(flops_step, batch_size, phases, peak),

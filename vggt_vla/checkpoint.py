@@ -173,7 +173,7 @@ def checkpoint_config(ckpt: dict):
     from vggt_vla.config import ConfigError, config_from_dict
 
     try:
-        return config_from_dict(ckpt["config"])
+        return config_from_dict(ckpt["config"], saved=True)  # an older version's keys are moved
     except (ConfigError, TypeError, KeyError) as err:
         raise CheckpointError(f"{ckpt['path']}: its config does not parse with this version of vggt-vla "
                               f"({err}); use the code version the run was trained with") from None

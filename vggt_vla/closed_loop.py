@@ -1,9 +1,11 @@
-"""Closed-loop evaluation: run a policy (or a simulator's scripted expert) in a simulator and
-report its success rate, for every simulator the same way.
+"""Closed-loop evaluation: run a policy (or a simulator's scripted expert, or random actions) in a
+simulator and report its success rate, for every simulator the same way. The one episode runner:
+sim/ holds envs and experts, and nothing else in the package runs their episodes to a score.
 
     python scripts/eval.py --checkpoint logs/demo --sim demo --episodes 200 --seed 500000
     python scripts/eval.py --checkpoint logs/libero --sim libero --episodes_per_task 10 --workers 2
     python scripts/eval.py --sim libero --policy scripted --tasks 0,4 --episodes_per_task 10
+    python scripts/eval.py --sim demo --policy random --episodes 200          # the chance level
 
     from vggt_vla.closed_loop import ClosedLoopSpec, closed_loop_eval
     result = closed_loop_eval(ClosedLoopSpec(sim="demo", policy="logs/demo", episodes_per_task=200))
@@ -36,12 +38,17 @@ from typing import Optional
 import numpy as np
 import torch
 
+from vggt_vla.constants import ACTION_NAMES
+from vggt_vla.data.mp4 import write_video
 from vggt_vla.parallel import map_jobs
 from vggt_vla.sim import demo_env, libero
 from vggt_vla.sim.protocol import Actor, EnvOptions, Episode, Simulator
 
 SIMULATORS: dict[str, Simulator] = {"demo": demo_env.SIMULATOR, "libero": libero.SIMULATOR}
 ABLATIONS = ("images", "instruction")
+# Actors that are not a checkpoint: the simulator's privileged expert (a check of the loop and of
+# the expert), and uniform random actions (the floor a policy must beat).
+BUILT_IN_POLICIES = ("scripted", "random")
 
 
 @dataclass
@@ -49,7 +56,7 @@ class ClosedLoopSpec:
     """What `closed_loop_eval` runs. Every field is recorded in the results."""
 
     sim: str = "demo"
-    policy: str = "scripted"             # a checkpoint (run directory or .pt), or "scripted": the expert
+    policy: str = "scripted"             # a checkpoint (run directory or .pt), "scripted" (the expert) or "random"
     episodes_per_task: int = 50          # the demo: episodes; LIBERO: initial states 0..N-1 of each task
     tasks: Optional[list[int]] = None    # task ids (None: every task of the suite)
     seed: Optional[int] = None           # first episode seed (None: the simulator's default)
@@ -72,8 +79,10 @@ class ClosedLoopSpec:
         if self.sim not in SIMULATORS:
             raise ValueError(f"unknown simulator {self.sim!r}; available: {sorted(SIMULATORS)}")
         self.ablate = _checked_ablations(self.ablate)
-        if self.ablate and self.policy == "scripted":
-            raise ValueError("ablate hides inputs from a learned policy; the scripted expert reads the simulator")
+        if self.ablate and self.policy in BUILT_IN_POLICIES:
+            reads = ("the scripted expert reads the simulator" if self.policy == "scripted"
+                     else "random actions read nothing")
+            raise ValueError(f"ablate hides inputs from a learned policy; {reads}")
         if self.workers < 1 or self.episodes_per_task < 1:
             raise ValueError(f"workers={self.workers} and episodes_per_task={self.episodes_per_task} must be >= 1")
         if self.camera_size is not None and self.camera_size <= 0:
@@ -84,7 +93,7 @@ class ClosedLoopSpec:
                 raise ValueError(f"camera_shift={self.camera_shift}: give (metres, degrees), e.g. (0.05, 5)")
         self.env_options = EnvOptions(suite=self.suite, camera_size=self.camera_size, fast_render=self.fast_render,
                                       camera_shift=self.camera_shift,
-                                      max_steps=self.max_steps, cameras=self.policy != "scripted")
+                                      max_steps=self.max_steps, cameras=self.policy not in BUILT_IN_POLICIES)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -128,19 +137,30 @@ class AblatedInputs:
         return self.policy.select_action(obs)
 
 
+class RandomActor:
+    """Uniform random actions in [-1, 1], from numpy's global stream, which the runner seeds per
+    episode: the success a policy that ignores its inputs gets by chance."""
+
+    def reset(self) -> None:
+        pass
+
+    def select_action(self, obs: dict) -> np.ndarray:
+        return np.random.uniform(-1.0, 1.0, size=len(ACTION_NAMES)).astype(np.float32)  # [A]
+
+
 # ---------------------------------------------------------------------------------- one episode
 
 _WORKER: dict = {}
 
 
 def _init_worker(spec: ClosedLoopSpec, sim: Simulator, threads: Optional[int], policy=None) -> None:
-    """Per process: the simulator and the actor (the policy, loaded once; or None for the expert,
-    which is built per env). threads: torch threads in a spawned worker (None: leave as is)."""
+    """Per process: the simulator and the actor (the policy, loaded once; or None for a built-in
+    one, built per env). threads: torch threads in a spawned worker (None: leave as is)."""
     if threads is not None:
         torch.set_num_threads(threads)
     _WORKER.clear()
     _WORKER["spec"], _WORKER["sim"] = spec, sim
-    if policy is None and spec.policy != "scripted":
+    if policy is None and spec.policy not in BUILT_IN_POLICIES:
         from vggt_vla.policy import Policy
 
         policy = Policy.from_pretrained(spec.policy, device=spec.device, n_action_steps=spec.n_action_steps,
@@ -151,11 +171,13 @@ def _init_worker(spec: ClosedLoopSpec, sim: Simulator, threads: Optional[int], p
 
 
 def _actor_for(env) -> tuple[Actor, Optional[list[str]]]:
-    """(actor, the policy's camera keys; None for the expert, which reads the env directly)."""
+    """(actor, the policy's camera keys; None for a built-in actor, which reads no camera)."""
     policy = _WORKER["policy"]
     if policy is not None:
         inner = policy.policy if isinstance(policy, AblatedInputs) else policy
         return policy, list(inner.cfg.data.camera_keys)
+    if _WORKER["spec"].policy == "random":
+        return RandomActor(), None
     if _WORKER.get("expert_env") is not env:
         _WORKER["expert"], _WORKER["expert_env"] = _WORKER["sim"].make_expert(env), env
     return _WORKER["expert"], None
@@ -211,26 +233,6 @@ def _run_episode(job: tuple[Episode, Optional[str]]) -> dict:
     return record
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: int = 20) -> None:
-    """RGB frames (uint8 [H, W, 3]) as an H.264 (or MPEG-4) MP4."""
-    import av
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        try:
-            stream = container.add_stream("libx264", rate=fps)
-        except Exception:  # a PyAV build without libx264
-            stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = w + w % 2, h + h % 2, "yuv420p"
-        for img in frames:
-            img = np.pad(img, ((0, h % 2), (0, w % 2), (0, 0)))
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 # ---------------------------------------------------------------------------------- many episodes
 
 def closed_loop_eval(spec: ClosedLoopSpec, policy=None, progress: bool = True) -> dict:
@@ -238,7 +240,7 @@ def closed_loop_eval(spec: ClosedLoopSpec, policy=None, progress: bool = True) -
     loading spec.policy (in this process only, so workers must be 1)."""
     if policy is not None and spec.workers > 1:
         raise ValueError("an in-memory policy runs in this process; pass its checkpoint path for workers > 1")
-    if policy is None and spec.policy != "scripted" and not Path(spec.policy).exists():
+    if policy is None and spec.policy not in BUILT_IN_POLICIES and not Path(spec.policy).exists():
         raise FileNotFoundError(f"checkpoint {spec.policy!r} does not exist; pass a run directory or .pt file, "
                                 f"or --policy scripted")
     sim = SIMULATORS[spec.sim]

@@ -5,7 +5,7 @@ its defaults):
 
     model:            ModelConfig   (vision, language, simple_backbone, vggt, action_head,
                                      geometry_alignment)
-    data:             DataConfig
+    data:             DataConfig    (live: LiveScenesConfig)
     train:            TrainConfig
     sim:              SimConfig
     inference:        InferenceConfig  (how the trained policy is run; saved with the checkpoint)
@@ -24,6 +24,7 @@ value is parsed as YAML, so ``true``, ``3``, ``1e-4`` and ``[a, b]`` mean what t
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -48,6 +49,7 @@ NAMED_CONFIGS = {
     "demo": "train_demo.yaml",
     "libero_cpu": "train_libero_cpu.yaml",
     "vggt_align": "train_vggt_align.yaml",
+    "libero_cpu_geo_baseline": "train_libero_cpu_geo_baseline.yaml",
     "libero_cpu_geometry": "train_libero_cpu_geometry.yaml",
     "libero_cpu_vggt_align": "train_libero_cpu_vggt_align.yaml",
 }
@@ -446,6 +448,47 @@ class ModelConfig:
 
 
 @dataclass
+class LiveScenesConfig:
+    """data.live: train on new scenes of the demo env instead of the dataset's recorded episodes.
+
+    When training starts, the demo env's scripted expert solves new scenes (simulated, nothing
+    rendered), its executed actions perturbed by action_noise, until they hold one epoch of
+    train.max_steps batches (recording/live_scenes.py); frames are rendered as they are loaded.
+    The dataset still gives the normalisation statistics and the validation episodes. Only the
+    demo env is fast enough to simulate a run's scenes when training starts; the demo recipe then
+    sees a new scene every few items instead of learning its recorded episodes by heart
+    (docs/experiments/2026-12-01-demo-recipe.md). Needs sim.name: demo and train.max_steps.
+    """
+
+    enabled: bool = False
+    # Every n-th frame of each scene's episode, from a random offset, is a training item (~27 / n
+    # items a scene). 1 uses every frame (fewest scenes, least simulation).
+    frame_stride: int = 4
+    # The noise added to the expert's executed (dx, dy) while its own action is recorded:
+    # n_t = action_noise_correlation * n_(t-1) + N(0, action_noise^2). Correlated noise drifts the
+    # gripper off the expert's path for several steps (it arrives off-centre, passes the object),
+    # and the recorded actions show the way back: the recoveries a policy needs when its own errors
+    # take it there (DART-style). configs/train_demo.yaml uses a correlation of 0.8; why:
+    # docs/experiments/2026-12-01-demo-recipe.md ("The recipe now").
+    action_noise: float = 0.3
+    action_noise_correlation: float = 0.0
+    # The fraction of scenes in which another object has the target's colour, so that only the
+    # shape word says which is meant (null: the env's own 2 in 7). The shape word's training signal
+    # comes from these scenes alone. Validation and evaluation keep the env's own mix.
+    shared_colour: Optional[float] = None
+
+    def __post_init__(self):
+        _check(self.frame_stride >= 1, f"data.live.frame_stride must be >= 1, got {self.frame_stride}")
+        _check(self.action_noise >= 0, f"data.live.action_noise must be >= 0, got {self.action_noise}")
+        _check(0 <= self.action_noise_correlation < 1,
+               f"data.live.action_noise_correlation must be in [0, 1), got {self.action_noise_correlation}")
+        _check(self.shared_colour is None or 0.0 <= self.shared_colour <= 1.0,
+               f"data.live.shared_colour must be in [0, 1] or null, got {self.shared_colour}")
+        _check(self.shared_colour is None or self.enabled,
+               "data.live.shared_colour sets the scene mix of the live scenes; set data.live.enabled: true or drop it")
+
+
+@dataclass
 class DataConfig:
     """Where the training data comes from and which features it uses (LeRobot or LIBERO HDF5)."""
 
@@ -487,31 +530,8 @@ class DataConfig:
     val_fraction: float = 0.1
     # Seed of the episode shuffle that picks the validation episodes.
     split_seed: int = 0
-    # Train on live demonstrations instead of the dataset's episodes: when training starts, the
-    # scripted expert of sim.name solves new scenes, with data.live_action_noise, until they hold
-    # one epoch of train.max_steps batches (recording.LiveDemoFrames); frames are rendered as they
-    # are loaded. The dataset still gives the normalisation statistics and the validation episodes.
-    # Only the demo simulator is fast enough to simulate a run's scenes when training starts; the demo
-    # recipe then sees a new scene every few items instead of learning its recorded episodes by heart
-    # (docs/experiments/2026-12-01-demo-recipe.md).
-    # Needs train.max_steps.
-    live_expert: bool = False
-    # data.live_expert: every n-th frame of each scene's episode, from a random offset, is a
-    # training item (~27 / n items a scene). 1 uses every frame (fewest scenes, least simulation).
-    live_frame_stride: int = 4
-    # data.live_expert: the noise added to the expert's executed (dx, dy) while its own action is
-    # recorded: n_t = live_noise_correlation * n_(t-1) + N(0, live_action_noise^2). Correlated noise
-    # drifts the gripper off the expert's path for several steps (it arrives off-centre, passes
-    # the object), and the recorded actions show the way back: the recoveries a policy needs when
-    # its own errors take it there (DART-style). configs/train_demo.yaml uses 0.8; why:
-    # docs/experiments/2026-12-01-demo-recipe.md ("The recipe now").
-    live_action_noise: float = 0.3
-    live_noise_correlation: float = 0.0
-    # data.live_expert: the fraction of live scenes in which another object has the target's
-    # colour, so that only the shape word says which is meant (null: the env's own 2 in 7). The
-    # shape word's training signal comes from these scenes alone. Validation and evaluation keep
-    # the env's own mix.
-    live_shared_colour: Optional[float] = None
+    # Train on live scenes of the demo env instead of the dataset's episodes (LiveScenesConfig).
+    live: LiveScenesConfig = field(default_factory=LiveScenesConfig)
     # DataLoader worker processes (0: load in the training process).
     num_workers: int = 2
     # Copy batches to page-locked memory (only useful with a CUDA device).
@@ -553,14 +573,6 @@ class DataConfig:
         _check(0.0 <= self.val_fraction < 1.0, f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         _check(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
         _check_positive("data.prefetch_factor", self.prefetch_factor)
-        _check(self.live_frame_stride >= 1, f"data.live_frame_stride must be >= 1, got {self.live_frame_stride}")
-        _check(self.live_action_noise >= 0, f"data.live_action_noise must be >= 0, got {self.live_action_noise}")
-        _check(0 <= self.live_noise_correlation < 1,
-               f"data.live_noise_correlation must be in [0, 1), got {self.live_noise_correlation}")
-        _check(self.live_shared_colour is None or 0.0 <= self.live_shared_colour <= 1.0,
-               f"data.live_shared_colour must be in [0, 1] or null, got {self.live_shared_colour}")
-        _check(self.live_shared_colour is None or self.live_expert,
-               "data.live_shared_colour sets the scene mix of data.live_expert; set live_expert: true or drop it")
         _check(self.video_tolerance_s >= 0, f"data.video_tolerance_s must be >= 0, got {self.video_tolerance_s}")
 
 
@@ -653,7 +665,8 @@ class SimConfig:
     fast_render: bool = False            # LIBERO: no anti-aliasing/reflections (cheaper on a CPU)
     # Scripted demonstrations per task (0: the dataset comes from elsewhere), from new scenes.
     demos_per_task: int = 0
-    # Gaussian noise on the executed demo actions (the expert's are recorded): recovery data.
+    # Gaussian noise on the executed actions of these demonstrations (the expert's are recorded):
+    # recovery data (generate_libero_demos.py --action_noise).
     demo_action_noise: float = 0.0
     # Record each camera's depth and intrinsics/extrinsics with the demonstrations (generate_libero_demos
     # --geometry): the targets of model.geometry_target.
@@ -747,15 +760,15 @@ class Config:
                f"data.camera_keys lists {cams} cameras but model.vision.num_cameras="
                f"{self.model.vision.num_cameras}; raise num_cameras or drop a camera")
 
-        if self.data.live_expert:
+        if self.data.live.enabled:
             _check(self.sim.name == "demo",
-                   f"data.live_expert records live demonstrations in the demo simulator, but sim.name is "
-                   f"{self.sim.name!r}; set sim.name: demo or data.live_expert: false (LIBERO's expert is "
+                   f"data.live.enabled trains on live scenes of the demo env, but sim.name is "
+                   f"{self.sim.name!r}; set sim.name: demo or data.live.enabled: false (LIBERO's expert is "
                    f"far too slow to simulate a run's scenes when training starts: record a dataset instead)")
-            _check(bool(self.train.max_steps), "data.live_expert draws one epoch of train.max_steps batches; "
+            _check(bool(self.train.max_steps), "data.live.enabled draws one epoch of train.max_steps batches; "
                                                "set train.max_steps")
             _check(not self.train.cache_features, "train.cache_features caches features by dataset frame, "
-                                                  "but data.live_expert frames are not the dataset's; drop one")
+                                                  "but data.live frames are not the dataset's; drop one")
         if self.train.cache_features:
             v = self.model.vision
             frozen_tower = v.use_vision_tower and v.freeze_vision_tower and self.model.uses_vision_encoder
@@ -824,6 +837,9 @@ def from_dict(cls, data: dict, where: str = ""):
     for key, value in data.items():
         path = f"{where}.{key}" if where else str(key)
         if key not in names:
+            if path in LEGACY_KEYS:
+                raise ConfigError(f"config key '{path}' is '{LEGACY_KEYS[path]}' now; rename it (a run or "
+                                  f"checkpoint saved with the old key still loads through --resume / --checkpoint)")
             close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.5)
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"unknown config key '{path}'{hint} Valid keys here: {', '.join(names)}")
@@ -927,25 +943,66 @@ def _merged(base: dict, over: dict) -> dict:
     return out
 
 
-def load_config(name_or_path: str, overrides: Optional[list[str]] = None) -> Config:
-    """Load a named config or YAML file, apply `section.key=value` overrides, validate."""
+def load_config(name_or_path: str, overrides: Optional[list[str]] = None, saved: bool = False) -> Config:
+    """Load a named config or YAML file, apply `section.key=value` overrides, validate.
+    saved: the file is a run's config.yaml, which may hold an older version's keys (LEGACY_KEYS)."""
     tree = load_config_dict(name_or_path)
+    if saved:
+        tree = upgrade_saved_config(tree)
     for text in overrides or []:
         key, value = parse_override(text)
         _set_path(tree, key, value)
     return from_dict(Config, tree)
 
 
-def load_config_or_report(name_or_path: str, overrides: Optional[list[str]] = None) -> Optional[Config]:
+def load_config_or_report(name_or_path: str, overrides: Optional[list[str]] = None,
+                          saved: bool = False) -> Optional[Config]:
     """For scripts: the config, or None after printing the ConfigError to stderr."""
     import sys
 
     try:
-        return load_config(name_or_path, overrides)
+        return load_config(name_or_path, overrides, saved)
     except ConfigError as err:
         print(f"config error: {err}", file=sys.stderr)
         return None
 
 
-def config_from_dict(tree: dict) -> Config:
-    return from_dict(Config, tree)
+def config_from_dict(tree: dict, saved: bool = False) -> Config:
+    """A Config from its tree; saved: the tree was saved by a run (a checkpoint's), perhaps by an
+    older version (upgrade_saved_config)."""
+    return from_dict(Config, upgrade_saved_config(tree) if saved else tree)
+
+
+# Keys of older versions -> where they live now. Runs and checkpoints saved then hold the old
+# keys; upgrade_saved_config moves them, so those runs still load, evaluate and resume. A config
+# file written by hand is read as it is, and an old key there is refused naming the new one.
+LEGACY_KEYS = {
+    # The live-scene options, flat in data: until they became the data.live section.
+    "data.live_expert": "data.live.enabled",
+    "data.live_frame_stride": "data.live.frame_stride",
+    "data.live_action_noise": "data.live.action_noise",
+    "data.live_noise_correlation": "data.live.action_noise_correlation",
+    "data.live_shared_colour": "data.live.shared_colour",
+}
+
+
+def upgrade_saved_config(tree: dict) -> dict:
+    """A copy of a saved config's tree with every LEGACY_KEYS key moved to its current place."""
+    tree = copy.deepcopy(tree)
+    for old, new in LEGACY_KEYS.items():
+        *old_sections, old_key = old.split(".")
+        node = tree
+        for section in old_sections:
+            node = node.get(section) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or old_key not in node:
+            continue
+        value = node.pop(old_key)
+        *new_sections, new_key = new.split(".")
+        target = tree
+        for section in new_sections:
+            target = target.setdefault(section, {})
+            _check(isinstance(target, dict), f"saved config: '{section}' of '{new}' is not a section")
+        _check(new_key not in target, f"saved config gives both '{old}' (an older version's key) and '{new}'; "
+                                      f"keep '{new}'")
+        target[new_key] = value
+    return tree

@@ -1,4 +1,4 @@
-"""Jobs in parallel processes: closed-loop evaluation and demo recording both run simulators,
+"""Jobs in parallel processes: closed-loop evaluation and LIBERO demonstrations both run simulators,
 which are CPU-bound Python, so parallelism needs processes rather than threads."""
 
 from __future__ import annotations

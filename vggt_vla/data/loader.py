@@ -1,13 +1,15 @@
-"""From a Config to train/validation DataLoaders, over any dataset format (source.py).
+"""From a Config to the recorded datasets (split by episode) and DataLoaders, over any dataset
+format (source.py).
 
     from vggt_vla.config import load_config
-    from vggt_vla.data.loader import build_dataloaders
-    loaders = build_dataloaders(load_config("simple"))
-    for batch in loaders.train: ...          # the batch dict (see batch.collate)
-    ckpt["normalizer"] = loaders.normalizer.to_dict()
+    from vggt_vla.data.loader import build_datasets, make_loader
+    train, val, normalizer = build_datasets(load_config("simple"))
+    ckpt["normalizer"] = normalizer.to_dict()
 
-When resuming or fine-tuning from a checkpoint, pass its normalizer (`Normalizer.from_dict`) so
-the statistics never change under a trained policy.
+What a run trains on (these frames, or the demo env's live scenes with data.live) is chosen in
+one place above this package: vggt_vla/training/training_data.py, which also builds the training
+DataLoaders from make_loader. When resuming or fine-tuning from a checkpoint, pass its normalizer
+(`Normalizer.from_dict`) so the statistics never change under a trained policy.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def split_episodes(episodes, val_fraction: float, seed: int = 0) -> tuple[np.nda
 
 
 def build_datasets(cfg, normalizer: Optional[Normalizer] = None, progress: bool = True) -> Datasets:
-    """Train and validation datasets (split by episode) and the normalizer they use.
+    """The dataset's train and validation frames (split by episode) and the normalizer they use.
+    A run's training set is chosen by training/training_data.build_training_data, which calls this.
 
     normalizer: reuse these statistics (from a checkpoint) instead of the dataset's.
     """
@@ -101,11 +104,3 @@ def loader_settings(cfg) -> dict:
     d = cfg.data
     return {"num_workers": d.num_workers, "prefetch_factor": d.prefetch_factor,
             "persistent_workers": d.persistent_workers, "pin_memory": d.pin_memory}
-
-
-def build_dataloaders(cfg, normalizer: Optional[Normalizer] = None, progress: bool = True) -> DataLoaders:
-    """Shuffled train loader, ordered validation loader (None when val_fraction is 0), normalizer."""
-    train, val, normalizer = build_datasets(cfg, normalizer, progress)
-    settings = dict(batch_size=cfg.train.batch_size, seed=cfg.train.seed, **loader_settings(cfg))
-    val_loader = make_loader(val, shuffle=False, **settings) if val is not None else None
-    return DataLoaders(make_loader(train, shuffle=True, **settings), val_loader, normalizer)

@@ -1,8 +1,8 @@
 """Write LeRobot datasets, codebase v2.1 or v3.0, the way lerobot's own writers lay them out.
 
 The tests use it to produce every kind of dataset the reader must handle (v2.1 / v3.0, PNG or
-JPEG images in parquet, AV1 or H.264 mp4 video), and vggt_vla/recording.py uses it for the demo
-and LIBERO datasets.
+JPEG images in parquet, AV1 or H.264 mp4 video), and vggt_vla/recording/ uses it for the demo
+and LIBERO datasets. MP4 files are encoded by mp4.py.
 The layout is LeRobot's own (codebase versions v2.1 and v3.0: meta/info.json, episodes, tasks,
 stats, chunked parquet and mp4 files); the lerobot package itself is not needed.
 
@@ -26,7 +26,6 @@ import io
 import json
 import os
 import shutil
-from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -36,6 +35,7 @@ import pyarrow.parquet as pq
 
 from .geometry import DEPTH_SCALE, depth_png
 from .meta import is_depth_feature
+from .mp4 import Mp4Writer
 from .stats import aggregate_stats, image_sample_indices, image_stats, stats_to_jsonable, vector_stats
 
 # SVT-AV1 prints a banner per encoder to stderr; 1 keeps errors only.
@@ -81,44 +81,6 @@ def _encoder_options(codec: str, crf: int, preset: Optional[int]) -> dict[str, s
     if codec in ("libx264", "h264", "libx265", "hevc"):
         return {"crf": str(crf), "preset": "veryfast"}
     return {}
-
-
-class _Mp4Encoder:
-    """One mp4 file being written; v3.0 keeps it open across episodes (pts keep counting)."""
-
-    def __init__(self, path: Path, codec: str, fps: int, height: int, width: int, gop: int,
-                 options: dict[str, str]):
-        import av
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.fps = fps
-        self.container = av.open(str(path), "w")
-        self.stream = self.container.add_stream(codec, rate=fps, options=options)
-        self.stream.width, self.stream.height = width, height
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.gop_size = gop
-        self.frames = 0
-        self.bytes = 0
-
-    def add(self, frames: np.ndarray) -> None:
-        import av
-
-        for img in frames:  # img: [H, W, 3] uint8
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
-            frame.pts = self.frames
-            frame.time_base = Fraction(1, self.fps)
-            self._mux(self.stream.encode(frame))
-            self.frames += 1
-
-    def _mux(self, packets) -> None:
-        for packet in packets:
-            self.bytes += packet.size
-            self.container.mux(packet)
-
-    def close(self) -> None:
-        self._mux(self.stream.encode())  # flush the encoder's look-ahead
-        self.container.close()
 
 
 def _encode_image(img: np.ndarray, fmt: str) -> bytes:
@@ -218,7 +180,7 @@ class LeRobotWriter:
         self._data_file = (0, 0)
         self._data_writer: Optional[pq.ParquetWriter] = None
         self._data_bytes = 0
-        self._video: dict[str, tuple[tuple[int, int], Optional[_Mp4Encoder]]] = {
+        self._video: dict[str, tuple[tuple[int, int], Optional[Mp4Writer]]] = {
             k: ((0, 0), None) for k in self.video_keys}
         self._first_video: dict[str, Path] = {}
         self._finalized = False
@@ -350,10 +312,10 @@ class LeRobotWriter:
         c, f = cf
         return (c + 1, 0) if f + 1 >= self.chunks_size else (c, f + 1)
 
-    def _new_encoder(self, key: str, path: Path) -> _Mp4Encoder:
+    def _new_encoder(self, key: str, path: Path) -> Mp4Writer:
         h, w = self.features[key]["shape"][:2]
-        enc = _Mp4Encoder(path, self.video_codec, self.fps, h, w, self.gop,
-                          _encoder_options(self.video_codec, self.crf, self.preset))
+        enc = Mp4Writer(path, fps=self.fps, width=w, height=h, codec=self.video_codec, gop=self.gop,
+                        options=_encoder_options(self.video_codec, self.crf, self.preset))
         self._first_video.setdefault(key, path)
         return enc
 

@@ -22,15 +22,16 @@ the gripper command, which this task ignores (the scripted expert sends 0, 0, 0,
 
 Closed loop: `SIMULATOR` (bottom of this file) is this env as vggt_vla/closed_loop.py runs it
 (`eval.py --sim demo`): episode k starts from seed `seed + k`, by default from EVAL_SEEDS, which
-the dataset's seeds (0..episodes-1) never reach. `python -m vggt_vla.sim.demo_env` prints the
-scripted and random success rates.
+the dataset's seeds (0..episodes-1) never reach. This file holds the env and its expert only;
+episodes are run by closed_loop.py: `python scripts/eval.py --sim demo --policy scripted` scores
+the expert, `--policy random` the chance level.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -129,7 +130,7 @@ class DemoEnv:
     def move(self, action) -> None:
         """step without rendering: move the gripper, shove what it touches, update `success`."""
         # _clip and _norm give np.clip's and np.linalg.norm's exact values at half the cost: the
-        # live loader (data.live_expert) runs this ~300,000 times when training starts.
+        # live scenes (data.live) run this ~300,000 times when training starts.
         a = _clip(np.asarray(action, dtype=np.float64).reshape(-1)[:2], -1.0, 1.0)
         self.gripper = _clip(self.gripper + a * STEP, -BOUND, BOUND)
         reach = OBJECT_R + GRIPPER_R
@@ -239,7 +240,7 @@ class DemoEnv:
 
 
 # --------------------------------------------------------------------------------------------
-# Scripted expert and baselines
+# Scripted expert
 # --------------------------------------------------------------------------------------------
 
 
@@ -304,28 +305,6 @@ def _clip(v: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.minimum(np.maximum(v, low), high)
 
 
-def random_action(rng: np.random.Generator) -> np.ndarray:
-    a = rng.uniform(-1.0, 1.0, size=7).astype(np.float32)
-    a[2:6] = 0.0
-    return a
-
-
-def rollout(env: DemoEnv, policy: Callable[[dict], np.ndarray], seed: int) -> bool:
-    """Run one episode; `policy(obs) -> action [7]`. True if the instruction was carried out."""
-    obs = env.reset(seed=seed)
-    while not env.done:
-        obs, _ = env.step(policy(obs))
-    return env.success
-
-
-def success_rate(make_policy: Callable[[DemoEnv], Callable[[dict], np.ndarray]],
-                 seeds: Sequence[int], **env_kwargs) -> float:
-    """Fraction of `seeds` solved; `make_policy(env)` returns the policy used for those episodes."""
-    env = DemoEnv(**env_kwargs)
-    policy = make_policy(env)
-    return float(np.mean([rollout(env, policy, int(s)) for s in seeds]))
-
-
 EVAL_SEEDS = range(100_000, 100_100)  # disjoint from the dataset's seeds (0..num_episodes-1)
 
 
@@ -357,19 +336,3 @@ def demo_versions() -> dict:
 SIMULATOR = Simulator(name="demo", episodes=demo_episodes, make_env=make_demo_env, make_expert=DemoExpert,
                       versions=demo_versions)
 
-
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="Scripted and random success rates on the demo env.")
-    parser.add_argument("--episodes", type=int, default=100)
-    args = parser.parse_args()
-    seeds = range(EVAL_SEEDS.start, EVAL_SEEDS.start + args.episodes)
-    scripted = success_rate(lambda env: (lambda obs: scripted_action(env)), seeds)
-    rng = np.random.default_rng(0)
-    rand = success_rate(lambda env: (lambda obs: random_action(rng)), seeds)
-    print(f"scripted success: {scripted:.2%}   random success: {rand:.2%}   ({args.episodes} seeds)")
-
-
-if __name__ == "__main__":
-    main()

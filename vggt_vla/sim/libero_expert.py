@@ -38,8 +38,9 @@ under it before lifting. The task-4 failures that remain run out of steps (220):
 on something above the chosen rim point and the descent waits 60 steps before grasping anyway,
 then the grasp slips and is retried.
 
-Score it: `python -m vggt_vla.sim.libero_expert --suite libero_spatial --episodes 10` prints the
-success rate per task (scripts/eval.py --policy scripted does the same, in parallel, with videos).
+Score it with the one episode runner (vggt_vla/closed_loop.py), per task with 95% intervals, in
+parallel, with videos if asked: `python scripts/eval.py --sim libero --policy scripted
+--episodes_per_task 10` (--tasks 0,4 for some tasks; each episode's record says its initial state).
 """
 
 from __future__ import annotations
@@ -429,45 +430,3 @@ class LiberoExpert:
     def _phase_retreat(self, pos):
         return self._move(pos, np.array([*pos[:2], self.cruise]), OPEN, 0.5)
 
-
-# ---------------------------------------------------------------------------------- CLI
-
-def run_episode(env: LiberoEnv, expert: LiberoExpert, init_state: int) -> tuple[bool, int]:
-    obs = env.reset(init_state)
-    expert.reset()
-    while not env.done:
-        obs, _ = env.step(expert.select_action(obs))
-    return env.success, env.steps
-
-
-def main() -> None:
-    import argparse
-    import time
-
-    parser = argparse.ArgumentParser(description="Success rate of the scripted LIBERO expert per task.")
-    parser.add_argument("--suite", default="libero_spatial")
-    parser.add_argument("--tasks", default=None, help="comma-separated task ids (default: all)")
-    parser.add_argument("--episodes", type=int, default=10, help="initial states 0..N-1 per task")
-    parser.add_argument("--first", type=int, default=0, help="first initial state")
-    args = parser.parse_args()
-    from .libero import num_tasks
-
-    tasks = [int(t) for t in args.tasks.split(",")] if args.tasks else list(range(num_tasks(args.suite)))
-    total = wins = 0
-    for t in tasks:
-        env = LiberoEnv(args.suite, t, cameras=False)
-        expert = LiberoExpert(env)
-        start = time.perf_counter()
-        results = [run_episode(env, expert, k) for k in range(args.first, args.first + args.episodes)]
-        ok = [k for k, (s, _) in zip(range(args.first, args.first + args.episodes), results) if s]
-        fails = sorted(set(range(args.first, args.first + args.episodes)) - set(ok))
-        print(f"task {t}: {len(ok)}/{len(results)}  mean length {np.mean([n for _, n in results]):.0f}  "
-              f"failed init states {fails}  ({time.perf_counter() - start:.0f} s)  {env.instruction}", flush=True)
-        total += len(results)
-        wins += len(ok)
-        env.close()
-    print(f"overall: {wins}/{total} = {wins / max(1, total):.1%}")
-
-
-if __name__ == "__main__":
-    main()

@@ -43,6 +43,7 @@ from vggt_vla.output_paths import check_output_dir
 from vggt_vla.training.run_logger import RunLogger, action_panel
 from vggt_vla.training.resume import check_resume_config, record_resume
 from vggt_vla.training.run_dir import check_new_run, claim, discard_unstarted, resumed_run_dir
+from vggt_vla.training.training_data import build_training_data, describe_training_set
 from vggt_vla.training.metrics import ChunkErrors
 from vggt_vla.training.optim import build_optimizer, warmup_cosine
 
@@ -125,29 +126,11 @@ class Trainer:
 
         torch.manual_seed(t.seed)
         np.random.seed(t.seed)
-        from vggt_vla.data.loader import build_datasets
-
         normalizer = None
         if self.resume_ckpt is not None:
             normalizer = checkpoint_normalizer(self.resume_ckpt, cfg)
-        datasets = build_datasets(cfg, normalizer, progress=self.progress)
-        self.train_set, self.val_set, self.normalizer = datasets
-        if cfg.data.live_expert:  # new scenes, simulated now; the dataset keeps validation and statistics
-            from vggt_vla.recording import LiveDemoFrames
-
-            started = time.perf_counter()
-            self.train_set = LiveDemoFrames(t.max_steps * t.batch_size * t.accumulation_steps
-                                            * self.accelerator.num_processes,
-                                            chunk_size=cfg.model.action_head.chunk_size,
-                                            transform=self.train_set.transform, normalizer=self.normalizer,
-                                            seed=t.seed, image_size=cfg.sim.camera_size or 128,
-                                            shared_colour=cfg.data.live_shared_colour,
-                                            frame_stride=cfg.data.live_frame_stride,
-                                            noise=cfg.data.live_action_noise,
-                                            noise_correlation=cfg.data.live_noise_correlation)
-            if self.is_main:
-                log.info("live demonstrations: %d new scenes simulated in %.1f s", len(self.train_set.scenes),
-                         time.perf_counter() - started)
+        self.train_set, self.val_set, self.normalizer = build_training_data(
+            cfg, normalizer, progress=self.progress, processes=self.accelerator.num_processes)
 
         model = VLAModel(cfg.model, geometry_teacher=cfg.model.geometry_alignment.enabled)
         if t.gradient_checkpointing:
@@ -187,6 +170,7 @@ class Trainer:
             self._lock = claim(self.run_dir, self.new_run, self.overwrite)
             self.ckpt_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.yaml", yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+            log.info("training data: %s", describe_training_set(self.train_set))
             if self.resume_ckpt is not None:
                 log.info("resumed from %s at step %d (epoch %d, batch %d of it)", self.resume_ckpt["path"],
                          self.step, self.epoch, self.batch_in_epoch)
