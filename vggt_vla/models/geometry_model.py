@@ -4,6 +4,7 @@ depth and camera parameters recorded with the demonstrations (scripts/train_geom
     images [B, S, 3, R, R]  (the cameras of one moment; frame 0 is the world)
       -> Aggregator (a preset of the weight-exact port, e.g. vggt_small)  last layer [B, S, P, 2C]
       -> patch tokens -> LayerNorm + Linear(2C, p*p*4), unpatchified      [B, S, R, R, 4]
+             + a learned map per pixel (one for frame 0, one for the others)
              x, y, z in frame 0's camera frame, and depth (softplus)
       -> camera token -> MLP(2C -> 7)                                      [B, S, 7]
              camera_s-from-camera_0 translation and quaternion (w, x, y, z)
@@ -54,6 +55,23 @@ class GeometryModel(nn.Module):
             "pixels": nn.Sequential(nn.LayerNorm(width), nn.Linear(width, p * p * 4)),
             "pose": nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, 7)),
         })
+        # A learned point/depth map per pixel, for frame 0 and for the other frames (VGGT's own split
+        # of its camera tokens), that the tokens correct. The tokens carry position only through
+        # RoPE (the conv patchifier has no position embedding), and without this map the first
+        # small model scored worse than the training frames' mean map
+        # (docs/experiments/2026-12-03-geometry.md).
+        size = aggregator_kwargs.get("img_size", 518)
+        self.heads["pixel_prior"] = nn.ParameterDict({"maps": nn.Parameter(torch.zeros(2, size, size, 4))})
+
+    @torch.no_grad()
+    def init_pixel_prior(self, depth: torch.Tensor, points: torch.Tensor) -> None:
+        """Start the per-pixel maps at mean maps of training frames: depth [S, R, R] (metres) and
+        points [S, R, R, 3]; frame 0's for frame 0, the others' average for the others."""
+        maps = self.heads["pixel_prior"]["maps"]  # [2, R, R, 4]
+        for i, frames in enumerate((slice(0, 1), slice(1, None))):
+            d = depth[frames].mean(0).clamp(min=1e-3)  # [R, R]
+            maps[i, ..., :3] = points[frames].mean(0)
+            maps[i, ..., 3] = d + torch.log(-torch.expm1(-d))  # softplus^-1(d)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         B, S, _, H, W = images.shape
@@ -62,6 +80,8 @@ class GeometryModel(nn.Module):
         h, w = H // p, W // p
         pix = self.heads["pixels"](tokens[:, :, start:])  # [B, S, h*w, p*p*4]
         pix = pix.reshape(B, S, h, w, p, p, 4).permute(0, 1, 2, 4, 3, 5, 6).reshape(B, S, H, W, 4)
+        prior = self.heads["pixel_prior"]["maps"]  # [2, R, R, 4]
+        pix = pix + torch.cat([prior[:1], prior[1:].expand(S - 1, -1, -1, -1)])  # [B, S, R, R, 4]
         pose = self.heads["pose"](tokens[:, :, 0])  # [B, S, 7]
         quat = F.normalize(pose[..., 3:], dim=-1)
         return {"points": pix[..., :3], "depth": F.softplus(pix[..., 3]), "pose": torch.cat([pose[..., :3], quat], -1)}

@@ -84,7 +84,15 @@ def train_geometry_model(cfg: GeometryTrainingConfig, overwrite: bool = False, l
                                              generator=torch.Generator().manual_seed(cfg.seed))
     loader = make_loader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
                          drop_last=True, seed=cfg.seed, collate_fn=default_collate)
+    # The floor a model must beat: the training frames' mean (the agent view never moves, so its
+    # mean depth map alone is already close; the wrist camera's is not). The model's per-pixel
+    # maps start there.
+    train_subset = GeometryFrames(source, rows["train"][np.linspace(0, len(rows["train"]) - 1,
+                                                                    min(cfg.val_samples, len(rows["train"])))
+                                                        .astype(int)], size)
+    mean_frame = MeanFrame(train_subset, cfg.batch_size)
     model = GeometryModel(cfg.aggregator_kwargs)
+    model.init_pixel_prior(mean_frame.mean["depth"], mean_frame.mean["points"])
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = warmup_cosine(opt, cfg.warmup_steps, cfg.steps)
     log(f"geometry model: {sum(p.numel() for p in model.parameters()):,} parameters; {len(train_eps)} train / "
@@ -107,12 +115,7 @@ def train_geometry_model(cfg: GeometryTrainingConfig, overwrite: bool = False, l
     train_s = time.perf_counter() - start
     accuracy = evaluate_geometry_model(model, val_set, cfg.batch_size)
     log("held-out: " + "  ".join(f"{k} {v:.4g}" for k, v in accuracy.items()))
-    # The floor a model must beat: the training frames' mean (the agent view never moves, so its
-    # mean depth map alone is already close; the wrist camera's is not).
-    train_subset = GeometryFrames(source, rows["train"][np.linspace(0, len(rows["train"]) - 1,
-                                                                    min(cfg.val_samples, len(rows["train"])))
-                                                        .astype(int)], size)
-    floor = evaluate_geometry_model(MeanFrame(train_subset, cfg.batch_size), val_set, cfg.batch_size)
+    floor = evaluate_geometry_model(mean_frame, val_set, cfg.batch_size)
     log("held-out, training frames' mean (the floor): " + "  ".join(f"{k} {v:.4g}" for k, v in floor.items()))
     save_geometry_model(model, out, {**asdict(cfg), "train_episodes": train_eps.tolist(),
                                      "val_episodes": val_eps.tolist(), "train_s": round(train_s, 1),
