@@ -423,11 +423,7 @@ class ModelConfig:
                    "model.geometry_alignment.enabled: the student is the backbone's vision-encoder tokens, "
                    "which vggt.fusion: inject does not have; use model.backbone: simple or vggt.fusion: "
                    "late / cross_attention")
-            layer, depth = self.geometry_alignment.student_layer, self.fusion_layers
-            where = "simple_backbone.depth" if self.backbone == "simple" else "vggt.fusion_depth"
-            _check(-depth <= layer < depth,
-                   f"model.geometry_alignment.student_layer={layer} is out of range for a backbone of "
-                   f"{depth} layers ({where}); use 0..{depth - 1} or -{depth}..-1")
+            self._check_tapped_layer("model.geometry_alignment.student_layer", self.geometry_alignment.student_layer)
         if self.geometry_target.enabled:
             _check(self.uses_vision_encoder,
                    "model.geometry_target reads the backbone's vision-encoder tokens, which vggt.fusion: inject "
@@ -435,11 +431,14 @@ class ModelConfig:
             _check(not self.geometry_alignment.enabled,
                    "model.geometry_target and model.geometry_alignment both tap the backbone's vision tokens; "
                    "train with one of them")
-            layer, depth = self.geometry_target.layer, self.fusion_layers
-            where = "simple_backbone.depth" if self.backbone == "simple" else "vggt.fusion_depth"
-            _check(-depth <= layer < depth,
-                   f"model.geometry_target.layer={layer} is out of range for a backbone of {depth} layers "
-                   f"({where}); use 0..{depth - 1} or -{depth}..-1")
+            self._check_tapped_layer("model.geometry_target.layer", self.geometry_target.layer)
+
+    def _check_tapped_layer(self, name: str, layer: int) -> None:
+        """A backbone layer whose vision tokens a training-only head reads exists."""
+        depth = self.fusion_layers
+        where = "simple_backbone.depth" if self.backbone == "simple" else "vggt.fusion_depth"
+        _check(-depth <= layer < depth, f"{name}={layer} is out of range for a backbone of {depth} layers "
+                                        f"({where}); use 0..{depth - 1} or -{depth}..-1")
 
 
 # --------------------------------------------------------------------------------------------
