@@ -202,7 +202,9 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert result.returncode == 2 and "other settings" in result.stderr and "image_size: 32" in result.stderr
 
 
-@pytest.mark.parametrize("config", ["libero_cpu", "libero_cpu_geometry"])
+# The geometry variant is `heavy` only for CI's time: its parts run in CI in tests/test_libero_geometry.py
+# (recording) and tests/test_geometry_target.py (the loss in training).
+@pytest.mark.parametrize("config", ["libero_cpu", pytest.param("libero_cpu_geometry", marks=pytest.mark.heavy)])
 def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
     """The libero_cpu pipeline end to end at toy size: 1 task, 2 demonstrations, 3 training steps,
     1 closed-loop episode (the plumbing, not the success rate); and its variant with the geometry
