@@ -57,9 +57,9 @@ class GeometryModel(nn.Module):
         })
         # A learned point/depth map per pixel, for frame 0 and for the other frames (VGGT's own split
         # of its camera tokens), that the tokens correct. The tokens carry position only through
-        # RoPE (the conv patchifier has no position embedding), and without this map the first
-        # small model scored worse than the training frames' mean map
-        # (docs/experiments/2026-12-03-geometry.md).
+        # RoPE (the conv patchifier has no position embedding); without this map a linear head
+        # must rebuild a fixed camera's whole depth layout from them, and scores below the
+        # training frames' mean map (docs/experiments/2026-12-03-geometry.md).
         size = aggregator_kwargs.get("img_size", 518)
         self.heads["pixel_prior"] = nn.ParameterDict({"maps": nn.Parameter(torch.zeros(2, size, size, 4))})
 
