@@ -11,6 +11,15 @@ backward / optimizer, inference latency, FLOPs and MFU. Prints numbers; passes o
 model's cost alone; --dataset adds the loader training uses (vggt_vla/training/training_data.py):
 the dataset's frames, or, for a config with data.live (demo), live scenes of the demo env, with
 the dataset giving the statistics. The first line says which. All figures also go to --json.
+
+    python scripts/benchmark.py --config libero_cpu --latency --calls 200
+    python scripts/benchmark.py --latency --checkpoint logs/libero_cpu --rows eager,onnx
+
+--latency times one action chunk at batch 1 instead (p50 / p99 of --calls calls): PyTorch eager,
+torch.compile, ONNX Runtime and the policy server over localhost (--rows picks), with actions per
+second at the config's n_action_steps against LIBERO's 20 Hz. From a config, the weights are fresh
+(latency does not depend on them); --checkpoint times a trained run. Needs requirements-deploy.txt
+for the onnx and server rows.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from vggt_vla.benchmark import LATENCY_ROWS  # noqa: E402
 from vggt_vla.config import NAMED_CONFIGS, load_config_or_report  # noqa: E402
 
 
@@ -46,9 +56,18 @@ def main(argv=None) -> int:
                         help="timed predict_action_chunk calls at batch 1 (median and p90 reported)")
     parser.add_argument("--matmul_size", type=int, default=4096,
                         help="n of the n x n x n matmul that measures the peak (try 8192 on a GPU)")
+    parser.add_argument("--latency", action="store_true", help="time one action chunk at batch 1 per backend "
+                                                                  "(eager, compile, onnx, server) instead of training")
+    parser.add_argument("--checkpoint",
+                        help="--latency: a run directory or .pt file (default: the config, fresh weights)")
+    parser.add_argument("--calls", type=int, default=200, help="--latency: timed calls per backend (p50, p99)")
+    parser.add_argument("--rows", default=",".join(LATENCY_ROWS),
+                        help=f"--latency: the backends to time, comma-separated, of {','.join(LATENCY_ROWS)}")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args(argv)
+    if args.latency:
+        return latency_main(args)
     cfg = load_config_or_report(args.config, args.overrides)
     if cfg is None:
         return 2
@@ -69,6 +88,40 @@ def main(argv=None) -> int:
                        inference_repeats=args.inference_repeats, matmul_size=args.matmul_size)
     result["config_name"] = args.config
     print(format_result(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def latency_main(args) -> int:
+    rows = tuple(r.strip() for r in args.rows.split(",") if r.strip())
+    unknown = sorted(set(rows) - set(LATENCY_ROWS))
+    if unknown or not rows:
+        print(f"error: --rows {args.rows}: unknown {unknown or 'empty'}; choose from {','.join(LATENCY_ROWS)}",
+              file=sys.stderr)
+        return 2
+    if args.calls < 1:
+        print(f"error: --calls must be >= 1, got {args.calls}", file=sys.stderr)
+        return 2
+    cfg = None
+    if args.checkpoint is None:
+        cfg = load_config_or_report(args.config, args.overrides)
+        if cfg is None:
+            return 2
+    from vggt_vla.checkpoint import CheckpointError
+    from vggt_vla.export import ExportError
+    from vggt_vla.output_paths import OutputPathError, check_output_file
+
+    try:
+        check_output_file(args.json, "--json")  # before the (minutes of) measuring
+        from vggt_vla.benchmark import format_latency, latency
+
+        result = latency(cfg, args.checkpoint, calls=args.calls, rows=rows, random_weights=args.random_weights)
+    except (OutputPathError, CheckpointError, ExportError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_latency(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))

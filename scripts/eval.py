@@ -9,13 +9,16 @@
     python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
     python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
     python scripts/eval.py --sim demo --policy random --episodes 200           # the chance level
+    python scripts/eval.py --sim demo --server ws://localhost:8000              # through a policy server
 
 --checkpoint takes a run directory (best.pt, else last.pt) or a .pt file. Results are printed
 and written as JSON (default: <run dir>/eval_<kind>.json; for --policy scripted or random,
-eval_<suite or sim>_<policy>.json in the current directory). Offline: vggt_vla/offline_eval.py;
-closed loop, every simulator the same way: vggt_vla/closed_loop.py. LIBERO needs
-requirements-sim.txt. Bad arguments, unreadable checkpoints or datasets, and output paths that
-cannot be written (checked before the model loads): one line on stderr, exit code 2.
+eval_<suite or sim>_<policy>.json in the current directory, for --server ..._server.json).
+Offline: vggt_vla/offline_eval.py; closed loop, every simulator the same way:
+vggt_vla/closed_loop.py; --server runs the same episodes, seed for seed, through a running
+scripts/serve_policy.py (vggt_vla/serving.py). LIBERO needs requirements-sim.txt. Bad
+arguments, unreadable checkpoints or datasets, an unreachable server, and output paths that cannot
+be written (checked before the model loads): one line on stderr, exit code 2.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ def main(argv=None) -> int:
     loop.add_argument("--policy", choices=["checkpoint", "scripted", "random"], default="checkpoint",
                       help="the --checkpoint policy, the simulator's privileged scripted expert (a check of the "
                            "loop and the expert), or uniform random actions (the chance level)")
+    loop.add_argument("--server", metavar="ws://HOST:PORT",
+                      help="run the policy of a running scripts/serve_policy.py (its checkpoint, the same episodes "
+                           "and seeds) instead of loading --checkpoint here")
     loop.add_argument("--episodes", "--episodes_per_task", dest="episodes", type=int, default=50,
                       help="episodes per task (the demo has one task; LIBERO: initial states 0..N-1 of each task)")
     loop.add_argument("--seed", type=int, help="first episode seed (default: the simulator's, disjoint from its data)")
@@ -96,8 +102,11 @@ def main(argv=None) -> int:
         parser.error("--ablate is a closed-loop control: add --sim demo (or another simulator)")
     if args.policy != "checkpoint" and not args.sim:
         parser.error(f"--policy {args.policy} runs in a simulator: add --sim demo or --sim libero")
-    if args.policy == "checkpoint" and not args.checkpoint:
-        parser.error("--checkpoint is required" + (" (or --policy scripted)" if args.sim else ""))
+    if args.server and (not args.sim or args.checkpoint or args.policy != "checkpoint" or args.ablate):
+        parser.error("--server evaluates the server's checkpoint closed loop: give --sim, and drop --checkpoint, "
+                     "--policy and --ablate")
+    if args.policy == "checkpoint" and not args.checkpoint and not args.server:
+        parser.error("--checkpoint is required" + (" (or --policy scripted, or --server)" if args.sim else ""))
     if args.probe_modalities and args.sim:
         parser.error("--probe_modalities is offline; drop --sim")
     try:
@@ -125,7 +134,20 @@ def main(argv=None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     policy = None
-    if args.policy == "checkpoint":  # load here, so a bad checkpoint is one line, not one per worker
+    if args.server:  # connect here, so an unreachable server is one line; the metadata says how to render
+        from vggt_vla.serving import PolicyClient, ServerError
+
+        try:
+            policy = PolicyClient(args.server, n_action_steps=args.n_action_steps,
+                                  temporal_ensemble=args.temporal_ensemble)
+        except (ServerError, ConfigError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        if policy.metadata["keys"] != "checkpoint":
+            print(f"error: the server at {args.server} reads openpi's keys (--keys {policy.metadata['keys']}); "
+                  f"eval.py sends the checkpoint's: restart it with --keys checkpoint", file=sys.stderr)
+            return 2
+    elif args.policy == "checkpoint":  # load here, so a bad checkpoint is one line, not one per worker
         try:
             policy = Policy.from_pretrained(args.checkpoint, device=args.device, n_action_steps=args.n_action_steps,
                                             temporal_ensemble_coeff=args.temporal_ensemble)
@@ -136,11 +158,16 @@ def main(argv=None) -> int:
     if args.sim:
         from vggt_vla.closed_loop import ClosedLoopSpec, closed_loop_eval, format_result
 
-        if policy is not None and policy.cfg.sim.name == args.sim:  # render as the training demos were
-            sim_cfg = policy.cfg.sim
-            args.camera_size = args.camera_size or sim_cfg.camera_size
-            args.fast_render = args.fast_render or sim_cfg.fast_render
-            args.suite = args.suite or sim_cfg.suite
+        # The checkpoint's sim: section (a server sends it), so evaluation renders as the training demos were.
+        sim_cfg = {}
+        if args.server:
+            sim_cfg = policy.metadata["sim"]
+        elif policy is not None:
+            sim_cfg = vars(policy.cfg.sim)
+        if sim_cfg.get("name") == args.sim:
+            args.camera_size = args.camera_size or sim_cfg["camera_size"]
+            args.fast_render = args.fast_render or sim_cfg["fast_render"]
+            args.suite = args.suite or sim_cfg["suite"]
         # The loaded policy's settings (flags over its checkpoint's inference: section), passed on so
         # that spawned workers run, and the results record, what this process runs.
         inference = {}
@@ -152,7 +179,10 @@ def main(argv=None) -> int:
         name = f"eval_{args.suite or args.sim}" + "".join("_no_" + a for a in args.ablate)  # eval_libero_spatial
         if args.camera_shift is not None:
             name += "_camera_{:g}m_{:g}deg".format(*args.camera_shift)
-        default_json = Path(f"{name}_{args.policy}.json") if policy is None else run_dir / f"{name}.json"
+        if args.server:  # the server's run directory may be on another machine
+            default_json = Path(f"{name}_server.json")
+        else:
+            default_json = Path(f"{name}_{args.policy}.json") if policy is None else run_dir / f"{name}.json"
         try:
             check_output_file(args.json or default_json, "--json")
         except OutputPathError as err:
@@ -160,12 +190,13 @@ def main(argv=None) -> int:
             return 2
         try:
             spec = ClosedLoopSpec(sim=args.sim, policy=args.policy if policy is None else policy.checkpoint_path,
+                                  server=args.server,
                                   episodes_per_task=args.episodes, tasks=tasks, seed=args.seed, suite=args.suite,
                                   workers=args.workers, camera_size=args.camera_size, fast_render=args.fast_render,
                                   max_steps=args.max_steps, camera_shift=args.camera_shift,
                                   ablate=tuple(args.ablate), video_dir=args.videos,
                                   videos_per_task=args.videos_per_task, device=args.device, **inference)
-            # One process: the policy loaded above. Workers load the checkpoint themselves.
+            # One process: the policy loaded (or the server connected) above. Workers load or connect themselves.
             result = closed_loop_eval(spec, policy=policy if args.workers == 1 else None)
         except (ValueError, ImportError) as err:  # a bad setting, or the simulator not installed
             print(f"error: {err}", file=sys.stderr)

@@ -13,7 +13,8 @@
 # missing and its demonstrations generated (resuming a partial generation; sim.demo_geometry records
 # depth and camera parameters too); a config that also aligns to a geometry teacher missing on disk
 # gets it trained on those demonstrations; a config with a sim.name is scored closed loop after
-# training. Every stage prints its wall time.
+# training (and, with sim.robustness_suites or sim.eval_camera_shift, under perturbation). Every stage
+# prints its wall time.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CONFIG="${1:-configs/train_demo.yaml}"
@@ -44,12 +45,13 @@ gen_args += (["--image_size", str(s.camera_size)] if s.camera_size else []) + ([
 gen_args += ["--geometry"] if s.demo_geometry else []
 values = {"LOG_DIR": c.train.log_dir, "EXP_NAME": c.train.exp_name, "DATA_ROOT": c.data.dataset_root or "",
           "DATA_REPO": c.data.dataset_repo or "", "SIM": s.name or "", "DEMOS": s.demos_per_task,
-          "EVAL_EPISODES": s.eval_episodes_per_task,
+          "EVAL_EPISODES": s.eval_episodes_per_task, "ROBUST_EPISODES": s.robustness_episodes_per_task,
+          "CAMERA_SHIFT": ",".join(f"{v:g}" for v in s.eval_camera_shift or []),
           # A geometry teacher trained from this config's own demonstrations (see below).
           "TEACHER": c.model.geometry_alignment.checkpoint if c.model.geometry_alignment.enabled and s.demo_geometry else ""}
 for name, value in values.items():
     print(f"{name}={shlex.quote(str(value))}")
-for name, value in (("SIM_ARGS", sim_args), ("GEN_ARGS", gen_args)):
+for name, value in (("SIM_ARGS", sim_args), ("GEN_ARGS", gen_args), ("ROBUST_SUITES", s.robustness_suites)):
     print(f"{name}=({' '.join(shlex.quote(v) for v in value)})")
 PY
 ) || exit 2  # the config error is printed above
@@ -139,6 +141,16 @@ if [ -n "$SIM" ]; then
   # benchmark's initial states, the demos coming from sampled scenes), rendered like the data.
   python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" --episodes "$EVAL_EPISODES" \
     "${SIM_ARGS[@]}" --videos "$RUN_DIR/videos" --videos_per_task 1
+  # Robustness (sim.robustness_suites, sim.eval_camera_shift): the same tasks with objects moved or
+  # replaced, instructions rephrased, or the camera moved. Each writes its own eval_<suite>.json.
+  for SUITE in "${ROBUST_SUITES[@]}"; do
+    python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" "${SIM_ARGS[@]}" --suite "$SUITE" \
+      --episodes "$ROBUST_EPISODES"
+  done
+  if [ -n "$CAMERA_SHIFT" ]; then
+    python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" --episodes "$EVAL_EPISODES" "${SIM_ARGS[@]}" \
+      --camera_shift "$CAMERA_SHIFT"
+  fi
 fi
 stage_end "evaluation"
 echo

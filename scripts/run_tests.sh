@@ -6,4 +6,5 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/setup_env.sh"
 cd "$ROOT"
-exec python -m pytest -q "$@"
+# --durations: the slowest tests are named in every run (CI keeps the suite under ~20 minutes).
+exec python -m pytest -q --durations=15 "$@"

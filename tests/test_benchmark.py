@@ -121,3 +121,37 @@ def test_geometry_teacher_cold_and_warm_cache(tiny_qwen3, tmp_path):
     assert r["train"]["flops_per_sample"] > plain["train"]["flops_per_sample"]
     assert r["inference"]["flops_per_sample"] == plain["inference"]["flops_per_sample"] > 0
     assert "warm teacher cache" in format_result(r)
+
+
+# ---------------------------------------------------------------------------- chunk latency (--latency)
+def test_latency_rows_report_actions_per_second_against_the_control_rate(tiny_bert):
+    """Eager, ONNX Runtime and the server on localhost, from a config alone (fresh weights); the
+    figures are consistent with each other, and no time is judged. torch.compile is left out here
+    (minutes of compiling on CI): its row is the same timing around model.compile_blocks()."""
+    for package in ("onnxruntime", "onnxscript", "websockets", "msgpack"):
+        pytest.importorskip(package, reason="the onnx and server rows need requirements-deploy.txt")
+    from vggt_vla.benchmark import format_latency, latency
+    from vggt_vla.sim.libero import CONTROL_HZ
+
+    cfg = dataclasses.replace(tiny_config(tiny_bert), inference=InferenceConfig(n_action_steps=3))
+    r = latency(cfg, calls=3, warmup=1, rows=("eager", "onnx", "server"))
+    assert list(r["rows"]) == ["eager", "onnx", "server"] and r["n_action_steps"] == 3
+    for row in r["rows"].values():
+        assert 0 < row["p50_ms"] <= row["p99_ms"] and row["calls"] == 3
+        assert row["actions_per_s"] == pytest.approx(3e3 / row["p50_ms"])
+        assert row["x_realtime"] == pytest.approx(row["actions_per_s"] / CONTROL_HZ)
+    assert r["rows"]["onnx"]["max_abs_diff"] <= 1e-4 and r["rows"]["onnx"]["export_s"] > 0
+    assert r["rows"]["server"]["backend"] == "onnx"
+    text = format_latency(r)
+    for line in ("PyTorch eager", "ONNX Runtime", "server over localhost", "CPU kernels", "x eager"):
+        assert line in text
+
+
+def test_latency_cli_refuses_unknown_rows_and_a_missing_checkpoint(tmp_path):
+    from conftest import run_script
+    from test_reliability import one_error_line
+
+    line = one_error_line(run_script("scripts/benchmark.py", "--latency", "--rows", "eager,tensorrt"))
+    assert "--rows" in line and "tensorrt" in line
+    line = one_error_line(run_script("scripts/benchmark.py", "--latency", "--checkpoint", tmp_path / "none"))
+    assert str(tmp_path / "none") in line

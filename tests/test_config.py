@@ -90,6 +90,22 @@ def test_sim_section_is_checked():
     assert load_config("simple").sim.name is None  # no simulator: quick_start evaluates offline only
 
 
+def test_geometry_rows_share_data_and_robustness_scoring():
+    """The geometry ablation's rows differ in model: only; each is also scored on LIBERO-PRO's
+    perturbed suites and with the camera moved, and a bad robustness setting is named."""
+    base = load_config("libero_cpu_geo_baseline")
+    assert base.sim.robustness_suites == ["libero_spatial_swap", "libero_spatial_object", "libero_spatial_lan"]
+    assert base.sim.eval_camera_shift == [0.05, 5.0] and base.sim.demo_geometry
+    for row in ("libero_cpu_geometry", "libero_cpu_vggt_align"):
+        cfg = load_config(row)
+        assert cfg.data == base.data and cfg.sim == base.sim and cfg.train.max_steps == base.train.max_steps
+        assert cfg.model != base.model
+    with pytest.raises(ConfigError, match=r"sim.eval_camera_shift must be \[metres, degrees\]"):
+        load_config("libero_cpu", ["sim.eval_camera_shift=[0.05]"])
+    with pytest.raises(ConfigError, match="robustness_suites are LIBERO suites"):
+        load_config("demo", ["sim.robustness_suites=[libero_spatial_swap]"])
+
+
 def test_inference_section_defaults_and_overrides():
     from vggt_vla.config import InferenceConfig
 

@@ -219,7 +219,10 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
             "--set", "sim.tasks=[0]", "--set", "sim.demos_per_task=2", "--set", "sim.eval_episodes_per_task=1",
             "--set", "sim.camera_size=32", "--set", "model.vision.image_size=32", "--set", "model.vision.patch_size=8",
             "--set", "train.warmup_steps=1", "--set", "train.save_every=3", "--set", "train.eval_every=0",
-            "--set", "train.image_every=0", "--set", "data.val_fraction=0"]
+            "--set", "train.image_every=0", "--set", "data.val_fraction=0",
+            # robustness scoring: one perturbed-suite episode and one with the camera moved
+            "--set", "sim.robustness_suites=[libero_spatial_swap]", "--set", "sim.robustness_episodes_per_task=1",
+            "--set", "sim.eval_camera_shift=[0.05,5]"]
     out = subprocess.run(args, cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -232,5 +235,10 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
     result = json.loads((tmp_path / "logs" / config / "eval_libero_spatial.json").read_text())
     assert result["episodes"] == 1 and result["settings"]["fast_render"] and result["settings"]["camera_size"] == 32
     assert result["per_task"][0]["task"] == 0 and result["errors"] == 0
+    for name, suite in (("eval_libero_spatial_swap.json", "libero_spatial_swap"),
+                        ("eval_libero_spatial_camera_0.05m_5deg.json", "libero_spatial")):
+        result = json.loads((tmp_path / "logs" / config / name).read_text())
+        assert result["episodes"] == 1 and result["errors"] == 0 and result["settings"]["suite"] == suite
+    assert result["settings"]["camera_shift"] == [0.05, 5.0]
     metrics = (tmp_path / "logs" / config / "metrics.jsonl").read_text()
     assert ("train/geometry_loss" in metrics) == (config == "libero_cpu_geometry")

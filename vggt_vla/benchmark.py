@@ -7,6 +7,12 @@ each boundary, only here, for the measurement). FLOPs are counted with FlopCount
 training step (forward + backward) with a warm language cache, i.e. what a step really runs;
 MFU = counted FLOPs per second / the machine's matmul peak, measured in the same run by timing a
 large matmul in the training dtype.
+
+    python scripts/benchmark.py --config libero_cpu --latency [--checkpoint RUN_DIR] [--calls 200]
+
+The latency mode (`latency`) times one action chunk at batch 1 from a raw observation, p50 / p99,
+for PyTorch eager, torch.compile, ONNX Runtime (vggt_vla/export.py) and the websocket server on
+localhost (vggt_vla/serving.py), with actions per second against LIBERO's control rate.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import os
 import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -48,7 +55,8 @@ def matmul_peak_flops(device: torch.device, dtype=torch.float32, n: int = 4096, 
 
 def machine_info(device: torch.device) -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "device": str(device)}
+            "torch_threads": torch.get_num_threads(), "platform": platform.platform(), "device": str(device),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}  # the kernel set: AVX2, AVX512, ...
     try:
         with open("/proc/cpuinfo") as f:
             info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
@@ -327,7 +335,8 @@ def format_result(r: dict) -> str:
     phases = "  ".join(f"{k} {v:.1f}" for k, v in t["phase_ms"].items())
     lines = [
         f"== benchmark: {r['config']} | batch {r['batch_size']} | {r['machine']['device']} "
-        f"({r['machine'].get('gpu') or r['machine'].get('cpu_model', '')}, {r['machine']['cpu_cores']} cores) "
+        f"({r['machine'].get('gpu') or r['machine'].get('cpu_model', '')}, {r['machine']['cpu_cores']} cores, "
+        f"CPU kernels {r['machine']['cpu_capability']}) "
         f"| data {r['data']}" + (" | RANDOM weights" if r["random_weights"] else "")
         + (" | compiled" if r["compile"] else "") + (f" | {r['mixed_precision']}" if r["mixed_precision"] != "no" else "")
         + (" | language ABLATED" if r["language_ablated"] else ""),
@@ -350,4 +359,166 @@ def format_result(r: dict) -> str:
         f"with a queue of {inf['n_action_steps']}; {inf['flops_per_sample'] / 1e9:.2f} GFLOP/sample",
         f"peak memory: {r['peak_memory_mb']:,.0f} MB",
     ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- chunk latency
+
+LATENCY_ROWS = ("eager", "compile", "onnx", "server")  # every row `latency` can measure
+LATENCY_INSTRUCTION = "pick up the black bowl between the plate and the ramekin and place it on the plate"
+
+
+def _latency_policy(cfg: Optional[Config], checkpoint: Optional[str], random_weights: bool):
+    """(Policy on the CPU, weights in words): the checkpoint's, or the config's architecture with
+    fresh weights and unit statistics (latency does not depend on the weights)."""
+    from vggt_vla.data.normalize import Normalizer
+    from vggt_vla.policy import Policy
+
+    if checkpoint is not None:
+        policy = Policy.from_pretrained(checkpoint, device="cpu")
+        return policy, f"checkpoint {policy.checkpoint_path}"
+    model, used_random = build_for_inspection(cfg, random_weights)
+    m = cfg.model
+    unit = lambda dim: {"mean": np.zeros(dim), "std": np.ones(dim)}  # noqa: E731
+    stats = {cfg.data.action_key: unit(m.action_head.action_dim)}
+    if m.state_dim > 0:
+        stats[cfg.data.state_key] = unit(m.state_dim)
+    weights = "untrained weights" + (" (pretrained parts RANDOM too)" if used_random else "")
+    return Policy(model, cfg, Normalizer(stats, "mean_std"), device="cpu"), weights
+
+
+def latency_observation(cfg: Config, seed: int = 0) -> dict:
+    """One raw observation as the simulator gives it: uint8 frames at the rendered size (sim.camera_size,
+    else the model's), the state, a LIBERO instruction."""
+    rng = np.random.default_rng(seed)
+    size = cfg.sim.camera_size or cfg.model.vision.image_size
+    obs = {key: rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for key in cfg.data.camera_keys}
+    if cfg.model.state_dim > 0:
+        obs[cfg.data.state_key] = rng.normal(size=cfg.model.state_dim).astype(np.float32)
+    return {**obs, "instruction": LATENCY_INSTRUCTION}
+
+
+def time_calls(fn, calls: int, warmup: int) -> dict:
+    """`warmup` untimed calls, then `calls` timed ones -> {p50_ms, p99_ms, mean_ms, first_ms} (first:
+    the first warm-up call, where compilation happens)."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    for _ in range(max(warmup - 1, 0)):
+        fn()
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1e3)
+    return {"p50_ms": _percentile(times, 50), "p99_ms": _percentile(times, 99), "mean_ms": statistics.fmean(times),
+            "first_ms": first * 1e3, "calls": calls}
+
+
+def _serve_row(policy, obs: dict, calls: int, warmup: int) -> dict:
+    """Round trips through the websocket policy server (vggt_vla/serving.py) on localhost: the
+    client's encoding, the socket, the server's decoding and the Policy, for one chunk."""
+    from vggt_vla.serving import PolicyClient, PolicyServer
+
+    server = PolicyServer(policy)
+    port = server.start("127.0.0.1", 0)
+    try:
+        with PolicyClient(f"ws://127.0.0.1:{port}") as client:
+            return time_calls(lambda: client.infer(obs), calls, warmup)
+    finally:
+        server.stop()
+
+
+def latency(cfg: Optional[Config] = None, checkpoint: Optional[str] = None, calls: int = 200, warmup: int = 10,
+            rows: tuple[str, ...] = LATENCY_ROWS, random_weights: bool = False) -> dict:
+    """Latency of one action chunk at batch 1, from a raw observation to the chunk in action units
+    (Policy.predict_action_chunk: image transform, the language cache, the model, the statistics),
+    p50 / p99 over `calls` calls, per backend:
+
+      eager    PyTorch as it is;
+      onnx     the graph of vggt_vla/export.py in ONNX Runtime (export time and parity reported);
+      server   the websocket server on localhost around the fastest in-process backend measured
+               so far (onnx, else eager), timed at the client (PolicyClient.infer);
+      compile  model.compile_blocks() (torch.compile of the transformer blocks and the head; the
+               first call's time is its compile time). Runs last: it changes the model in place.
+
+    The language model runs once per instruction (cached), so it is in the first call only. Actions
+    per second = n_action_steps (the inference: section; 1 with temporal ensembling) / p50."""
+    import tempfile
+
+    from vggt_vla.sim.libero import CONTROL_HZ
+
+    unknown = sorted(set(rows) - set(LATENCY_ROWS))
+    if unknown:
+        raise ValueError(f"unknown latency rows {unknown}; choose from {list(LATENCY_ROWS)}")
+    policy, weights = _latency_policy(cfg, checkpoint, random_weights)
+    cfg = policy.cfg
+    obs = latency_observation(cfg)
+    n_steps = cfg.inference.n_action_steps if cfg.inference.temporal_ensemble is None else 1
+    results: dict[str, dict] = {}
+
+    def chunk():
+        return policy.predict_action_chunk(obs, torch.Generator().manual_seed(0))
+
+    if "eager" in rows or "onnx" in rows:
+        reference = chunk()
+    if "eager" in rows:
+        results["eager"] = time_calls(chunk, calls, warmup)
+    with tempfile.TemporaryDirectory(prefix="vggt_vla_latency_") as folder:
+        if "onnx" in rows:
+            from vggt_vla.export import export_graph
+
+            export_s = export_graph(policy.model, cfg, Path(folder) / "policy.onnx")
+            policy.use_onnx(Path(folder) / "policy.onnx")
+            diff = float(np.abs(chunk() - reference).max())
+            results["onnx"] = {**time_calls(chunk, calls, warmup), "export_s": export_s, "max_abs_diff": diff}
+        if "server" in rows:
+            results["server"] = {**_serve_row(policy, obs, calls, warmup),
+                                 "backend": "onnx" if policy.runtime is not None else "eager"}
+        policy.runtime = None
+    if "compile" in rows:
+        try:
+            policy.model.compile_blocks()
+            results["compile"] = time_calls(chunk, calls, warmup)
+            results["compile"]["compile_s"] = results["compile"]["first_ms"] / 1e3
+        except Exception as err:  # inductor needs a C++ compiler; report, do not stop the other rows
+            results["compile"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
+    for row in results.values():
+        if "p50_ms" in row:
+            row["actions_per_s"] = n_steps / (row["p50_ms"] / 1e3)
+            row["x_realtime"] = row["actions_per_s"] / CONTROL_HZ
+    ordered = {name: results[name] for name in LATENCY_ROWS if name in results}
+    info = machine_info(torch.device("cpu"))
+    return {"config": cfg.train.exp_name, "weights": weights, "n_action_steps": n_steps, "control_hz": CONTROL_HZ,
+            "chunk_size": cfg.model.action_head.chunk_size, "rows": ordered, "machine": info,
+            "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+
+
+def format_latency(r: dict) -> str:
+    m = r["machine"]
+    load = r["load_average"]
+    lines = [f"== chunk latency: {r['config']} | batch 1 | {r['weights']} | {m.get('cpu_model', '')}, "
+             f"{m['cpu_cores']} cores, CPU kernels {m['cpu_capability']}, torch {m['torch']} with "
+             f"{m['torch_threads']} threads" + (f" | load average {load:.1f} at the start" if load is not None else ""),
+             f"one chunk of {r['chunk_size']} actions, {r['n_action_steps']} executed per chunk; "
+             f"x realtime = actions/s over LIBERO's {r['control_hz']} Hz control rate",
+             f"{'backend':<28}{'p50 ms':>9}{'p99 ms':>9}{'actions/s':>11}{'x realtime':>12}  notes"]
+    names = {"eager": "PyTorch eager", "compile": "torch.compile (blocks)", "onnx": "ONNX Runtime",
+             "server": "server over localhost"}
+    eager = r["rows"].get("eager", {}).get("p50_ms")
+    for key, row in r["rows"].items():
+        if "error" in row:
+            lines.append(f"{names[key]:<28}{'failed: ' + row['error']}")
+            continue
+        notes = []
+        if eager and key != "eager":
+            notes.append(f"{eager / row['p50_ms']:.2f}x eager")
+        if "compile_s" in row:
+            notes.append(f"compile {row['compile_s']:.1f} s")
+        if "export_s" in row:
+            notes.append(f"export {row['export_s']:.1f} s, max |onnx - torch| {row['max_abs_diff']:.1e}")
+        if "backend" in row:
+            notes.append(f"serving {row['backend']}")
+        lines.append(f"{names[key]:<28}{row['p50_ms']:>9.2f}{row['p99_ms']:>9.2f}{row['actions_per_s']:>11.1f}"
+                     f"{row['x_realtime']:>12.1f}  {'; '.join(notes)}")
     return "\n".join(lines)

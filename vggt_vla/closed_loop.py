@@ -14,7 +14,8 @@ Simulators are looked up in SIMULATORS. To add one, write its env and `Simulator
 under vggt_vla/sim/ (the protocol: vggt_vla/sim/protocol.py) and add the entry here.
 
 What the runner does for each episode (in this process, or in `workers` spawned processes which
-each load the checkpoint once): build the task's env, seed numpy, torch and the policy's sampler
+each load the checkpoint once, or each connect once to a policy server, vggt_vla/serving.py):
+build the task's env, seed numpy, torch and the policy's sampler (a server's: that connection's)
 with the episode's seed, reset the actor, then step until the env is done. The env's cameras reach
 the policy under the policy's own camera keys (matched by position when they differ). A simulator
 or policy exception fails that episode only and is counted under "errors". The result holds the
@@ -57,6 +58,7 @@ class ClosedLoopSpec:
 
     sim: str = "demo"
     policy: str = "scripted"             # a checkpoint (run directory or .pt), "scripted" (the expert) or "random"
+    server: Optional[str] = None         # a policy server (ws://HOST:PORT) runs `policy` (its checkpoint, recorded)
     episodes_per_task: int = 50          # the demo: episodes; LIBERO: initial states 0..N-1 of each task
     tasks: Optional[list[int]] = None    # task ids (None: every task of the suite)
     seed: Optional[int] = None           # first episode seed (None: the simulator's default)
@@ -83,6 +85,9 @@ class ClosedLoopSpec:
             reads = ("the scripted expert reads the simulator" if self.policy == "scripted"
                      else "random actions read nothing")
             raise ValueError(f"ablate hides inputs from a learned policy; {reads}")
+        if self.server and (self.ablate or self.policy in BUILT_IN_POLICIES):
+            raise ValueError("a policy server runs its checkpoint as it is: set policy to that checkpoint (eval.py "
+                             "takes it from the server) and drop ablate (an in-process control)")
         if self.workers < 1 or self.episodes_per_task < 1:
             raise ValueError(f"workers={self.workers} and episodes_per_task={self.episodes_per_task} must be >= 1")
         if self.camera_size is not None and self.camera_size <= 0:
@@ -160,7 +165,11 @@ def _init_worker(spec: ClosedLoopSpec, sim: Simulator, threads: Optional[int], p
         torch.set_num_threads(threads)
     _WORKER.clear()
     _WORKER["spec"], _WORKER["sim"] = spec, sim
-    if policy is None and spec.policy not in BUILT_IN_POLICIES:
+    if policy is None and spec.server:  # one connection per process; the queue is kept client side
+        from vggt_vla.serving import PolicyClient
+
+        policy = PolicyClient(spec.server, n_action_steps=spec.n_action_steps, temporal_ensemble=spec.temporal_ensemble)
+    elif policy is None and spec.policy not in BUILT_IN_POLICIES:
         from vggt_vla.policy import Policy
 
         policy = Policy.from_pretrained(spec.policy, device=spec.device, n_action_steps=spec.n_action_steps,
@@ -175,7 +184,8 @@ def _actor_for(env) -> tuple[Actor, Optional[list[str]]]:
     policy = _WORKER["policy"]
     if policy is not None:
         inner = policy.policy if isinstance(policy, AblatedInputs) else policy
-        return policy, list(inner.cfg.data.camera_keys)
+        keys = inner.camera_keys if hasattr(inner, "camera_keys") else inner.cfg.data.camera_keys  # a PolicyClient's
+        return policy, list(keys)
     if _WORKER["spec"].policy == "random":
         return RandomActor(), None
     if _WORKER.get("expert_env") is not env:
@@ -199,11 +209,13 @@ def _run_episode(job: tuple[Episode, Optional[str]]) -> dict:
     actor, keys = _actor_for(env)
     np.random.seed(episode.seed % 2**32)
     torch.manual_seed(episode.seed)
-    if getattr(actor, "generator", None) is not None:
-        actor.generator.manual_seed(episode.seed)
     start = time.perf_counter()
     frames, error, policy_s = [], None, 0.0
     try:
+        if hasattr(actor, "seed_sampler"):  # a PolicyClient: the server reseeds its connection's sampler
+            actor.seed_sampler(episode.seed)
+        elif getattr(actor, "generator", None) is not None:
+            actor.generator.manual_seed(episode.seed)
         obs = env.start(episode)
         actor.reset()
         while True:
@@ -240,7 +252,7 @@ def closed_loop_eval(spec: ClosedLoopSpec, policy=None, progress: bool = True) -
     loading spec.policy (in this process only, so workers must be 1)."""
     if policy is not None and spec.workers > 1:
         raise ValueError("an in-memory policy runs in this process; pass its checkpoint path for workers > 1")
-    if policy is None and spec.policy not in BUILT_IN_POLICIES and not Path(spec.policy).exists():
+    if policy is None and not spec.server and spec.policy not in BUILT_IN_POLICIES and not Path(spec.policy).exists():
         raise FileNotFoundError(f"checkpoint {spec.policy!r} does not exist; pass a run directory or .pt file, "
                                 f"or --policy scripted")
     sim = SIMULATORS[spec.sim]

@@ -673,9 +673,27 @@ class SimConfig:
     # Closed-loop evaluation: episodes per task (LIBERO: initial states 0..N-1), processes.
     eval_episodes_per_task: int = 10
     workers: int = 2
+    # Also scored after the standard states (quick_start.sh), to measure robustness rather than
+    # memorised layouts: other suites of the same tasks, e.g. LIBERO-PRO's libero_spatial_swap (objects
+    # moved), _object (objects replaced) and _lan (instructions rephrased), on their first
+    # robustness_episodes_per_task initial states per task; and the standard states again with the
+    # agent-view camera moved sideways by eval_camera_shift[0] metres and turned by [1] degrees.
+    robustness_suites: list[str] = field(default_factory=list)
+    robustness_episodes_per_task: int = 5
+    eval_camera_shift: Optional[list[float]] = None
 
     def __post_init__(self):
         _check_choice("sim.name", self.name, (None, "demo", "libero"))
+        _check(all(isinstance(s, str) and s for s in self.robustness_suites),
+               f"sim.robustness_suites must be a list of suite names, got {self.robustness_suites!r}")
+        _check(not self.robustness_suites or self.name == "libero",
+               "sim.robustness_suites are LIBERO suites: they need sim.name: libero")
+        _check_positive("sim.robustness_episodes_per_task", self.robustness_episodes_per_task)
+        _check(self.eval_camera_shift is None or (len(self.eval_camera_shift) == 2 and
+                                                  all(math.isfinite(v) for v in self.eval_camera_shift)),
+               f"sim.eval_camera_shift must be [metres, degrees], e.g. [0.05, 5], got {self.eval_camera_shift!r}")
+        _check(self.eval_camera_shift is None or self.name == "libero",
+               "sim.eval_camera_shift moves LIBERO's agent-view camera: it needs sim.name: libero")
         _check(self.camera_size is None or self.camera_size > 0, "sim.camera_size must be > 0 or null")
         _check(self.demos_per_task >= 0, "sim.demos_per_task must be >= 0")
         _check(self.demo_action_noise >= 0, "sim.demo_action_noise must be >= 0")

@@ -17,6 +17,7 @@ inference: section (config.InferenceConfig, saved with the checkpoint) unless gi
 
     Policy.from_pretrained("logs/demo", n_action_steps=3)              # a queue of 3
     Policy.from_pretrained("logs/demo", temporal_ensemble_coeff="off")  # the queue, whatever the config says
+    Policy.from_pretrained("logs/demo", onnx_path="policy.onnx")      # its exported graph in ONNX Runtime
 """
 
 from __future__ import annotations
@@ -70,16 +71,20 @@ class Policy:
         self.device = torch.device(device)
         self.n_action_steps = self.inference.n_action_steps
         self.temporal_ensemble_coeff = self.inference.temporal_ensemble
+        self.schedule = ActionSchedule(self.inference)
         self.transform = ImageTransform(cfg.model.vision.image_size, flip=cfg.data.flip_images)
         self.generator = torch.Generator(device=self.device).manual_seed(0)
+        self.runtime = None  # an ONNX Runtime stand-in for self.model's chunk prediction (use_onnx)
         self.reset()
 
     @classmethod
     def from_pretrained(cls, path, device: str = "auto", n_action_steps: Optional[int] = None,
-                        temporal_ensemble_coeff: Optional[float | str] = None) -> "Policy":
+                        temporal_ensemble_coeff: Optional[float | str] = None,
+                        onnx_path: Optional[str] = None) -> "Policy":
         """Raises CheckpointError (one line: file, problem, fix) when the checkpoint is missing,
         unreadable, foreign, or its weights, config and statistics disagree; ConfigError when an
-        explicit inference setting does not fit it. None: the checkpoint's inference: section."""
+        explicit inference setting does not fit it. None: the checkpoint's inference: section.
+        onnx_path: this checkpoint's graph from scripts/export_onnx.py, run by use_onnx (on the CPU)."""
         ckpt = load_checkpoint(path, ("best", "last"))  # a .pt file as is
         cfg = checkpoint_config(ckpt)
         normalizer = checkpoint_normalizer(ckpt, cfg)
@@ -89,16 +94,25 @@ class Policy:
         model = VLAModel(cfg.model)
         load_model_state(model, ckpt["model"], parts, source=ckpt["path"])
         if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = "cuda" if torch.cuda.is_available() and onnx_path is None else "cpu"
         policy = cls(model, cfg, normalizer, n_action_steps, temporal_ensemble_coeff, device)
         policy.checkpoint_path = ckpt["path"]
-        return policy
+        return policy if onnx_path is None else policy.use_onnx(onnx_path)
+
+    def use_onnx(self, path, threads: Optional[int] = None) -> "Policy":
+        """Predict chunks with the model's graph exported by scripts/export_onnx.py, in ONNX Runtime
+        on the CPU (the language model stays in PyTorch, cached per instruction; vggt_vla/export.py).
+        Raises export.ExportError (one line) when the file is missing or holds other weights."""
+        from vggt_vla.export import OnnxModel
+
+        if self.device.type != "cpu":
+            raise ValueError(f"the ONNX policy runs on the CPU; load it with device='cpu', not {self.device}")
+        self.runtime = OnnxModel(path, self.model, threads)
+        return self
 
     def reset(self) -> None:
         """Forget queued actions; call at the start of every episode."""
-        self._queue: deque = deque()
-        self._ensemble: list[tuple[int, np.ndarray]] = []  # (step predicted at, chunk [T, A])
-        self._t = 0
+        self.schedule.reset()
 
     # ------------------------------------------------------------------ observations -> batch
     def check_finite(self, obs: dict) -> None:
@@ -149,9 +163,12 @@ class Policy:
 
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
-    def predict_action_chunk(self, obs: dict) -> np.ndarray:
-        """One observation -> action chunk [T, A] in the dataset's action units."""
-        chunk = self.model.predict_action_chunk(self.batch_from_observations([obs]), self.generator)
+    def predict_action_chunk(self, obs: dict, generator: Optional[torch.Generator] = None) -> np.ndarray:
+        """One observation -> action chunk [T, A] in the dataset's action units. generator: the
+        sampler's noise stream (None: this policy's own; the server passes each connection's)."""
+        model = self.model if self.runtime is None else self.runtime
+        chunk = model.predict_action_chunk(self.batch_from_observations([obs]),
+                                           self.generator if generator is None else generator)
         chunk = chunk[0].float().cpu().numpy()  # [T, A], normalised
         if not np.isfinite(chunk).all():
             raise FloatingPointError(f"the model predicted NaN/inf actions from a finite observation; its "
@@ -162,18 +179,38 @@ class Policy:
         """The action to execute now, [A]. A non-finite observation raises NonFiniteObservation
         even when actions are queued, and leaves the queue as it was."""
         self.check_finite(obs)
-        if self.temporal_ensemble_coeff is not None:
-            return self._ensembled_action(obs)
+        return self.schedule.next(lambda: self.predict_action_chunk(obs))
+
+
+class ActionSchedule:
+    """Which action of the predicted chunks runs now: the action queue (a chunk every
+    n_action_steps steps) or ACT temporal ensembling (a chunk every step, the rows predicted for
+    this step averaged). One place for both, used in process (Policy) and by the websocket client
+    (serving.PolicyClient), whose chunks come from a server."""
+
+    def __init__(self, inference: InferenceConfig):
+        self.n_action_steps = inference.n_action_steps
+        self.coeff = inference.temporal_ensemble  # None: the queue
+        self.reset()
+
+    def reset(self) -> None:
+        self._queue: deque = deque()
+        self._ensemble: list[tuple[int, np.ndarray]] = []  # (step predicted at, chunk [T, A])
+        self._t = 0
+
+    def next(self, predict) -> np.ndarray:
+        """The action for this step, [A]; predict() -> a chunk [T, A] is called when one is needed."""
+        if self.coeff is not None:
+            return self._ensembled(predict())
         if not self._queue:
-            self._queue.extend(self.predict_action_chunk(obs)[: self.n_action_steps])
+            self._queue.extend(predict()[: self.n_action_steps])
         self._t += 1
         return self._queue.popleft()
 
-    def _ensembled_action(self, obs: dict) -> np.ndarray:
-        T = self.cfg.model.action_head.chunk_size
-        self._ensemble.append((self._t, self.predict_action_chunk(obs)))
-        self._ensemble = [(s, c) for s, c in self._ensemble if self._t - s < T]  # oldest first
+    def _ensembled(self, chunk: np.ndarray) -> np.ndarray:
+        self._ensemble.append((self._t, chunk))
+        self._ensemble = [(s, c) for s, c in self._ensemble if self._t - s < len(c)]  # oldest first
         preds = np.stack([c[self._t - s] for s, c in self._ensemble])  # [K, A]
-        weights = np.array([math.exp(-self.temporal_ensemble_coeff * i) for i in range(len(preds))])
+        weights = np.array([math.exp(-self.coeff * i) for i in range(len(preds))])
         self._t += 1
         return (weights[:, None] * preds).sum(0) / weights.sum()

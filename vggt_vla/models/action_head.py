@@ -2,7 +2,7 @@
 
 Both heads share one interface:
     head.loss(cond, actions, pad_mask) -> (loss, metrics)   pad_mask [B, T] True = padded step
-    head.predict(cond, generator=None) -> actions [B, T, A]
+    head.predict(cond, generator=None, noise=None) -> actions [B, T, A]   (noise: flow matching's start)
 
 * L1ActionHead: an MLP regresses the whole chunk at once, trained with L1 (as OpenVLA-OFT and
   VLA-Adapter do); one forward at inference.
@@ -56,7 +56,9 @@ class L1ActionHead(nn.Module):
         layers.append(nn.Linear(cfg.hidden_dim, cfg.chunk_size * cfg.action_dim))
         self.mlp = nn.Sequential(*layers)
 
-    def predict(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def predict(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None,
+                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """cond [B, Q, D] -> chunk [B, T, A]; generator and noise: unused (a deterministic head)."""
         B = cond.shape[0]
         flat = self.query_proj(cond).reshape(B, -1)  # [B, Q*P]
         return self.mlp(flat).view(B, self.cfg.chunk_size, self.cfg.action_dim)  # [B, T, A]
@@ -106,12 +108,19 @@ class FlowMatchingHead(nn.Module):
         loss = masked_mean((pred - (actions - noise)) ** 2, pad_mask)
         return loss, {"flow_mse": loss.detach()}
 
+    def initial_noise(self, batch_size: int, generator: Optional[torch.Generator] = None, device=None) -> torch.Tensor:
+        """The sample's starting point at t = 0, pure noise [B, T, A], drawn from `generator`."""
+        shape = (batch_size, self.cfg.chunk_size, self.cfg.action_dim)
+        x = torch.randn(shape, generator=generator, device=device if generator is None else generator.device)
+        return x.to(device)  # [B, T, A]
+
     @torch.no_grad()
-    def predict(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def predict(self, cond: torch.Tensor, generator: Optional[torch.Generator] = None,
+                noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """cond [B, Q, D] -> chunk [B, T, A], integrated from `noise` [B, T, A] (None: initial_noise
+        drawn from generator)."""
         B = cond.shape[0]
-        shape = (B, self.cfg.chunk_size, self.cfg.action_dim)
-        x = torch.randn(shape, generator=generator, device=cond.device if generator is None else generator.device)
-        x = x.to(cond.device)  # [B, T, A] at t = 0: pure noise
+        x = self.initial_noise(B, generator, cond.device) if noise is None else noise  # [B, T, A] at t = 0
         steps = self.cfg.num_inference_steps
         for i in range(steps):
             t = torch.full((B,), i / steps, device=cond.device)  # [B]

@@ -117,17 +117,22 @@ class LanguageEncoder(nn.Module):
     def clear_cache(self) -> None:
         self._cache.clear()
 
-    def forward(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """list of B strings -> (tokens [B, L, D], mask [B, L] bool, True = real token)."""
+    def features(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """list of B strings -> what the language model makes of them, before the trainable
+        projection: (hidden [B, L, H] float32, mask [B, L] bool, True = real token). Cached per
+        instruction when frozen. The ONNX graph (vggt_vla/export.py) takes these as inputs."""
         if isinstance(instructions, str):
             raise TypeError("instructions must be a list of strings (one per sample), got a single str")
         if self.frozen and self.cfg.feature_cache_size > 0:
-            hidden, mask = self._cached_features(list(instructions))
-        elif self.frozen:
+            return self._cached_features(list(instructions))
+        if self.frozen:
             with torch.no_grad():
-                hidden, mask = self._run_model(list(instructions))
-        else:
-            hidden, mask = self._run_model(list(instructions))
+                return self._run_model(list(instructions))
+        return self._run_model(list(instructions))
+
+    def forward(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """list of B strings -> (tokens [B, L, D], mask [B, L] bool, True = real token)."""
+        hidden, mask = self.features(instructions)  # [B, L, H], [B, L]
         return self.proj(hidden), mask  # [B, L, D], [B, L]
 
     def train(self, mode: bool = True):

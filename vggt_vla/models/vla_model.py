@@ -118,11 +118,17 @@ class VLAModel(nn.Module):
                                  f"got {tuple(batch['action_pad_mask'].shape)}")
 
     # ---------------------------------------------------------------- encoding
-    def fusion_inputs(self, batch: dict) -> FusionInputs:
+    def fusion_inputs(self, batch: dict, language_features: Optional[tuple] = None) -> FusionInputs:
+        """language_features: (hidden [B, L, H], mask [B, L]) that the language model made of the
+        instructions (LanguageEncoder.features), given instead of batch["instruction"]."""
         images = batch["images"]  # [B, V, 3, H, W]
         B = images.shape[0]
         types = self.token_type.weight  # [4, D]
-        language, language_mask = self.language(batch["instruction"])  # [B, L, D], [B, L]
+        if language_features is None:
+            language, language_mask = self.language(batch["instruction"])  # [B, L, D], [B, L]
+        else:
+            hidden, language_mask = language_features  # [B, L, H], [B, L]
+            language = self.language.proj(hidden)  # [B, L, D]
         vision_tokens, grid = None, None  # vggt.fusion: inject builds no vision encoder
         if self.vision is not None:
             vision = self.vision(images, batch.get("row"))
@@ -226,6 +232,16 @@ class VLAModel(nn.Module):
         generator: seeds the flow-matching noise, for reproducible samples."""
         self._check_batch(batch, training=False)
         return self.head.predict(self.encode(batch), generator)
+
+    def predict_from_features(self, images: torch.Tensor, state: Optional[torch.Tensor], language: torch.Tensor,
+                              language_mask: torch.Tensor, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """predict_action_chunk with the language model's features of the instructions given
+        (LanguageEncoder.features: hidden [B, L, H], mask [B, L]) and, for flow matching, the
+        initial noise [B, T, A] (head.initial_noise): the inference graph that vggt_vla/export.py
+        writes to ONNX, with the language model left outside. images [B, V, 3, H, W] in [0, 1],
+        state [B, S] normalised (None without model.state_dim) -> normalised chunk [B, T, A]."""
+        inputs = self.fusion_inputs({"images": images, "state": state}, language_features=(language, language_mask))
+        return self.head.predict(self.head_inputs(inputs), noise=noise)
 
     def compile_blocks(self, **kwargs) -> int:
         """torch.compile the transformer blocks and the action head, in place (state_dict keys

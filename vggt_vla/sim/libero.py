@@ -63,6 +63,7 @@ STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper
 ROBOT_BASE_BODY = "robot0_base"
 NO_OP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
 WARMUP_STEPS = 10
+CONTROL_HZ = 20  # robosuite's control_freq in LIBERO's environments: one action every 50 ms
 INSTALL_HINT = ("pip install -r requirements-sim.txt (and for CPU rendering: apt-get install -y libosmesa6 "
                 "libosmesa6-dev libgl1 libegl1)")
 

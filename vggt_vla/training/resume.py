@@ -37,6 +37,12 @@ RESUME_SAFE = {
     "data.num_workers": "machine resources",
     # A whole section: how the trained policy is run (Policy, eval.py); no training step reads it.
     "inference": "inference only",
+    # Closed-loop scoring after training (quick_start.sh): no training step reads these.
+    "sim.eval_episodes_per_task": "evaluation only",
+    "sim.workers": "evaluation only",
+    "sim.robustness_suites": "evaluation only",
+    "sim.robustness_episodes_per_task": "evaluation only",
+    "sim.eval_camera_shift": "evaluation only",
 }
 
 RESUMES_LOG = "resumes.jsonl"
