@@ -40,6 +40,7 @@ if c is None:
 s = c.sim
 sim_args = (["--suite", s.suite] if s.suite else []) + (["--tasks", ",".join(map(str, s.tasks))] if s.tasks else [])
 sim_args += ["--workers", str(s.workers)]
+eval_args = sim_args + (["--max_steps", str(s.eval_max_steps)] if s.eval_max_steps else [])
 gen_args = ["--episodes_per_task", str(s.demos_per_task), "--action_noise", str(s.demo_action_noise)]
 gen_args += (["--image_size", str(s.camera_size)] if s.camera_size else []) + (["--fast_render"] if s.fast_render else [])
 gen_args += ["--geometry"] if s.demo_geometry else []
@@ -51,7 +52,8 @@ values = {"LOG_DIR": c.train.log_dir, "EXP_NAME": c.train.exp_name, "DATA_ROOT":
           "TEACHER": c.model.geometry_alignment.checkpoint if c.model.geometry_alignment.enabled and s.demo_geometry else ""}
 for name, value in values.items():
     print(f"{name}={shlex.quote(str(value))}")
-for name, value in (("SIM_ARGS", sim_args), ("GEN_ARGS", gen_args), ("ROBUST_SUITES", s.robustness_suites)):
+for name, value in (("SIM_ARGS", sim_args), ("EVAL_ARGS", eval_args), ("GEN_ARGS", gen_args),
+                    ("ROBUST_SUITES", s.robustness_suites)):
     print(f"{name}=({' '.join(shlex.quote(v) for v in value)})")
 PY
 ) || exit 2  # the config error is printed above
@@ -140,15 +142,15 @@ if [ -n "$SIM" ]; then
   # Closed loop on seeds and scenes the data never used (the demo: seeds 100000..; LIBERO: the
   # benchmark's initial states, the demos coming from sampled scenes), rendered like the data.
   python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" --episodes "$EVAL_EPISODES" \
-    "${SIM_ARGS[@]}" --videos "$RUN_DIR/videos" --videos_per_task 1
+    "${EVAL_ARGS[@]}" --videos "$RUN_DIR/videos" --videos_per_task 1
   # Robustness (sim.robustness_suites, sim.eval_camera_shift): the same tasks with objects moved or
   # replaced, instructions rephrased, or the camera moved. Each writes its own eval_<suite>.json.
   for SUITE in "${ROBUST_SUITES[@]}"; do
-    python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" "${SIM_ARGS[@]}" --suite "$SUITE" \
+    python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" "${EVAL_ARGS[@]}" --suite "$SUITE" \
       --episodes "$ROBUST_EPISODES"
   done
   if [ -n "$CAMERA_SHIFT" ]; then
-    python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" --episodes "$EVAL_EPISODES" "${SIM_ARGS[@]}" \
+    python scripts/eval.py --checkpoint "$RUN_DIR" --sim "$SIM" --episodes "$EVAL_EPISODES" "${EVAL_ARGS[@]}" \
       --camera_shift "$CAMERA_SHIFT"
   fi
 fi

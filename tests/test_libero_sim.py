@@ -222,7 +222,7 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
             "--set", "train.image_every=0", "--set", "data.val_fraction=0",
             # robustness scoring: one perturbed-suite episode and one with the camera moved
             "--set", "sim.robustness_suites=[libero_spatial_swap]", "--set", "sim.robustness_episodes_per_task=1",
-            "--set", "sim.eval_camera_shift=[0.05,5]"]
+            "--set", "sim.eval_camera_shift=[0.05,5]", "--set", "sim.eval_max_steps=30"]  # 3 episodes of 30 steps
     out = subprocess.run(args, cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -234,7 +234,7 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
     assert summary["geometry"] == (config == "libero_cpu_geometry")
     result = json.loads((tmp_path / "logs" / config / "eval_libero_spatial.json").read_text())
     assert result["episodes"] == 1 and result["settings"]["fast_render"] and result["settings"]["camera_size"] == 32
-    assert result["per_task"][0]["task"] == 0 and result["errors"] == 0
+    assert result["per_task"][0]["task"] == 0 and result["errors"] == 0 and result["max_steps"] == 30
     for name, suite in (("eval_libero_spatial_swap.json", "libero_spatial_swap"),
                         ("eval_libero_spatial_camera_0.05m_5deg.json", "libero_spatial")):
         result = json.loads((tmp_path / "logs" / config / name).read_text())

@@ -673,6 +673,9 @@ class SimConfig:
     # Closed-loop evaluation: episodes per task (LIBERO: initial states 0..N-1), processes.
     eval_episodes_per_task: int = 10
     workers: int = 2
+    # Policy steps per evaluation episode (null: the suite's cap, e.g. 220 for libero_spatial). A
+    # smaller cap is only for smoke tests: an episode cut short counts as a failure.
+    eval_max_steps: Optional[int] = None
     # Also scored after the standard states (quick_start.sh), to measure robustness rather than
     # memorised layouts: other suites of the same tasks, e.g. LIBERO-PRO's libero_spatial_swap (objects
     # moved), _object (objects replaced) and _lan (instructions rephrased), on their first
@@ -689,6 +692,7 @@ class SimConfig:
         _check(not self.robustness_suites or self.name == "libero",
                "sim.robustness_suites are LIBERO suites: they need sim.name: libero")
         _check_positive("sim.robustness_episodes_per_task", self.robustness_episodes_per_task)
+        _check(self.eval_max_steps is None or self.eval_max_steps > 0, "sim.eval_max_steps must be > 0 or null")
         _check(self.eval_camera_shift is None or (len(self.eval_camera_shift) == 2 and
                                                   all(math.isfinite(v) for v in self.eval_camera_shift)),
                f"sim.eval_camera_shift must be [metres, degrees], e.g. [0.05, 5], got {self.eval_camera_shift!r}")

@@ -40,6 +40,7 @@ RESUME_SAFE = {
     # Closed-loop scoring after training (quick_start.sh): no training step reads these.
     "sim.eval_episodes_per_task": "evaluation only",
     "sim.workers": "evaluation only",
+    "sim.eval_max_steps": "evaluation only",
     "sim.robustness_suites": "evaluation only",
     "sim.robustness_episodes_per_task": "evaluation only",
     "sim.eval_camera_shift": "evaluation only",
