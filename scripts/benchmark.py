@@ -6,6 +6,10 @@ backward / optimizer, inference latency, FLOPs and MFU. Prints numbers; passes o
     python scripts/benchmark.py --config demo --dataset data/demo --num_workers 2
     python scripts/benchmark.py --config dinov2 --random-weights --device cuda --mixed_precision bf16 --compile
     python scripts/benchmark.py --config simple --ablate_language     # the language model removed entirely
+    python scripts/benchmark.py --config demo --batch_size 32 --baseline model.simple_backbone.depth=3
+
+--baseline times the step of the config with those overrides (say, the recipe before a change) and
+of the config itself side by side, in alternating rounds in one process, and prints the ratio.
 
 --synthetic (the default without --dataset) feeds one in-memory batch, so the figure is the
 model's cost alone; --dataset adds the loader training uses (vggt_vla/training/training_data.py):
@@ -64,10 +68,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rows", default=",".join(LATENCY_ROWS),
                         help=f"--latency: the backends to time, comma-separated, of {','.join(LATENCY_ROWS)}")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--baseline", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="time the training step of the config with these overrides (repeatable) side by "
+                             "side with the config itself, alternating in one process; prints both and the ratio")
+    parser.add_argument("--rounds", type=int, default=3, help="--baseline: rounds of --steps timed steps per model")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args(argv)
     if args.latency:
         return latency_main(args)
+    if args.baseline:
+        return compare_main(args)
     cfg = load_config_or_report(args.config, args.overrides)
     if cfg is None:
         return 2
@@ -88,6 +98,35 @@ def main(argv=None) -> int:
                        inference_repeats=args.inference_repeats, matmul_size=args.matmul_size)
     result["config_name"] = args.config
     print(format_result(result))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def compare_main(args) -> int:
+    """--baseline: the step time of the config and of the config with the --baseline overrides."""
+    baseline = load_config_or_report(args.config, args.overrides + args.baseline)
+    cfg = load_config_or_report(args.config, args.overrides)
+    if cfg is None or baseline is None:
+        return 2
+    if args.rounds < 1 or args.steps < 1:
+        print(f"error: --rounds and --steps must be >= 1, got {args.rounds} and {args.steps}", file=sys.stderr)
+        return 2
+    from vggt_vla.output_paths import OutputPathError, check_output_file
+
+    try:
+        check_output_file(args.json, "--json")
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from vggt_vla.benchmark import compare_steps, format_comparison
+
+    names = {"baseline (" + " ".join(args.baseline) + ")": baseline, args.config: cfg}
+    result = compare_steps(names, batch_size=args.batch_size, steps=args.steps, rounds=args.rounds,
+                           warmup=args.warmup, device=args.device, dataset=None if args.synthetic else args.dataset,
+                           num_workers=args.num_workers, random_weights=args.random_weights)
+    print(format_comparison(result))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))

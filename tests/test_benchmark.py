@@ -155,3 +155,29 @@ def test_latency_cli_refuses_unknown_rows_and_a_missing_checkpoint(tmp_path):
     assert "--rows" in line and "tensorrt" in line
     line = one_error_line(run_script("scripts/benchmark.py", "--latency", "--checkpoint", tmp_path / "none"))
     assert str(tmp_path / "none") in line
+
+
+def test_side_by_side_rows_time_each_config_in_rounds(tiny_qwen3):
+    """--baseline: both models run every round; the deeper one counts more FLOPs; the printout
+    names both rows and the ratio against the first."""
+    from vggt_vla.benchmark import compare_steps, format_comparison
+
+    cfg = tiny_config(tiny_qwen3)
+    deeper = dataclasses.replace(cfg, model=dataclasses.replace(
+        cfg.model, simple_backbone=dataclasses.replace(cfg.model.simple_backbone,
+                                                       depth=cfg.model.simple_backbone.depth + 1)))
+    r = compare_steps({"deeper": deeper, "config": cfg}, batch_size=2, steps=2, rounds=2, warmup=1)
+    assert list(r["rows"]) == ["deeper", "config"]
+    for row in r["rows"].values():
+        assert len(row["rounds_ms"]) == 2 and row["step_ms"] in row["rounds_ms"]
+        assert set(row["phase_ms"]) == {"data", "forward", "backward", "optimizer"}
+    assert r["rows"]["deeper"]["flops_per_sample"] > r["rows"]["config"]["flops_per_sample"]
+    text = format_comparison(r)
+    assert "deeper: step" in text and "config: step" in text and "1.00x as fast as the first row" in text
+
+
+def test_side_by_side_cli_refuses_a_bad_baseline_override():
+    from conftest import run_script
+
+    out = run_script("scripts/benchmark.py", "--config", "demo", "--baseline", "model.nope=3")
+    assert out.returncode == 2 and "unknown config key 'model.nope'" in out.stderr

@@ -211,6 +211,58 @@ def benchmark(cfg: Config, *, batch_size: int = 8, steps: int = 20, warmup: int 
     return result
 
 
+def compare_steps(cfgs: dict[str, Config], *, batch_size: int = 32, steps: int = 10, rounds: int = 3,
+                  warmup: int = 3, device: str = "cpu", dataset: Optional[str] = None, num_workers: int = 0,
+                  random_weights: bool = False) -> dict:
+    """Training step time of several configurations measured side by side in one process: after
+    warm-up, `rounds` rounds in which each model runs `steps` timed steps in turn, so that a change
+    in the machine's speed (another job, a clock change) hits every row alike. -> {"rows": {name:
+    {"step_ms": median over rounds of each round's median step, "phase_ms", "rounds_ms",
+    "flops_per_sample"}}, "machine"}. Ratios are read against the first row."""
+    device = torch.device(device)
+    runs = {}
+    for name, cfg in cfgs.items():
+        torch.manual_seed(0)
+        model, _ = build_for_inspection(cfg, random_weights)
+        model.to(device).train()
+        train = _training_set(cfg, dataset, (warmup + rounds * steps + 1) * batch_size)[0] if dataset else None
+        data = _batches(cfg, batch_size, train, device, num_workers)
+        optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay)
+        runs[name] = (model, optimizer, data)
+    autocast = lambda: torch.autocast(device.type, enabled=False)  # noqa: E731
+    lm_forwards = lambda: 0  # noqa: E731
+    for model, optimizer, data in runs.values():
+        _timed_steps(model, optimizer, data, warmup, 1, autocast, device, set(), lm_forwards)
+    per_round: dict[str, list[dict]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, (model, optimizer, data) in runs.items():
+            phases, _ = _timed_steps(model, optimizer, data, 0, steps, autocast, device, set(), lm_forwards)
+            per_round[name].append(phases)
+    rows = {}
+    for name, (model, _, data) in runs.items():
+        totals = [sum(p.values()) for p in per_round[name]]
+        median_round = per_round[name][totals.index(sorted(totals)[(len(totals) - 1) // 2])]
+        rows[name] = {"step_ms": sum(median_round.values()), "phase_ms": median_round, "rounds_ms": totals,
+                      "flops_per_sample": count_train_flops(model, next(data)) / batch_size}
+    return {"rows": rows, "batch_size": batch_size, "steps": steps, "rounds": rounds,
+            "machine": machine_info(device)}
+
+
+def format_comparison(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"== training step, side by side | batch {r['batch_size']} | {r['rounds']} rounds x {r['steps']} "
+             f"steps each | {m['device']} ({m.get('gpu') or m.get('cpu_model', '')}, {m['cpu_cores']} cores, "
+             f"CPU kernels {m['cpu_capability']})"]
+    first = next(iter(r["rows"].values()))["step_ms"]
+    for name, row in r["rows"].items():
+        phases = "  ".join(f"{k} {v:.1f}" for k, v in row["phase_ms"].items())
+        rounds = ", ".join(f"{v:.0f}" for v in row["rounds_ms"])
+        lines.append(f"{name}: step {row['step_ms']:.1f} ms ({phases} ms; rounds {rounds}), "
+                     f"{row['flops_per_sample'] / 1e9:.2f} GFLOP/sample, {first / row['step_ms']:.2f}x as fast as "
+                     f"the first row")
+    return "\n".join(lines)
+
+
 def train_figures(flops_per_step: float, batch_size: int, phase_ms: dict[str, float],
                   peak_flops_per_s: float) -> dict:
     """Throughput and utilisation of a training step from its median phase times (ms). Achieved

@@ -22,7 +22,7 @@ actions out): one place for them. Padding the instruction to L changes nothing (
 the padded keys, the chain graph gives their edges weight 0, FiLM pools the real tokens only).
 
 The exporter is torch.onnx.export(dynamo=True) (torch.export, then onnxscript): it captures the
-torch_geometric graph convolutions as ONNX scatter ops, so the model has one implementation.
+model as it runs eagerly (the graph convolutions are dense matmuls), so the model has one implementation.
 Every export is checked before it is written: the graph and the PyTorch model predict chunks for
 frames of the checkpoint's dataset, and a max |difference| above the tolerance refuses the file.
 The file records a fingerprint of the weights it holds; OnnxModel refuses a graph exported from
@@ -190,7 +190,7 @@ def export_graph(model: VLAModel, cfg: Config, path: str | Path) -> float:
     inputs = graph_inputs(model, example_batch(cfg), torch.Generator().manual_seed(0))
     args = tuple(inputs[n] for n in names)
     # A copy (sharing the language model, which the graph does not use) with its shape caches
-    # (graph_builder's edge sets) filled by one eager call: tracing must find real tensors there,
+    # (graph_builder's grid matrices) filled by one eager call: tracing must find real tensors there,
     # and must leave none of its own behind in the model that goes on running.
     graph = InferenceGraph(copy.deepcopy(model, {id(model.language.model): model.language.model}), names)
     start = time.perf_counter()

@@ -1,13 +1,12 @@
-"""Graphs over tokens, as torch_geometric ``edge_index`` tensors ([2, E], row 0 = source).
+"""Graphs over tokens, and the dense propagation matrices the graph convolution multiplies by.
 
 * vision: a 2-D grid over each camera's patches, 4- or 8-connected;
 * language: a bidirectional chain linking consecutive real (unpadded) tokens.
 
-A batch is one big disconnected graph: node ``i`` of sample/camera ``g`` has index
-``g * nodes_per_graph + i``. Edge sets depend only on shapes, so they are built once per shape
-and cached; the language padding enters as per-edge weights (0 on an edge that touches a padded
-token), computed with tensor ops, so nothing loops over samples in Python and nothing waits on
-the device.
+Edge lists ([2, E], both directions of every edge) say which tokens are linked; the convolution
+(models/simple_backbone.py) uses them as GCN's normalised matrix D^-1/2 (A + I) D^-1/2, one small
+dense matrix per graph. The graphs are small (64 patches, ~30 tokens), so a batched matmul is
+cheaper than message passing over an edge list, and exports to ONNX as a plain MatMul.
 
 Run ``python -m vggt_vla.models.graph_builder`` to print edge counts for a 14x14 grid.
 """
@@ -47,47 +46,54 @@ def chain_edges(length: int) -> torch.Tensor:
     return torch.stack([torch.cat([a, a + 1]), torch.cat([a + 1, a])])  # [2, E]
 
 
-def batch_edges(edges: torch.Tensor, num_graphs: int, nodes_per_graph: int) -> torch.Tensor:
-    """Repeat one graph's edges for `num_graphs` disjoint copies -> [2, num_graphs * E]."""
-    offsets = torch.arange(num_graphs, device=edges.device) * nodes_per_graph  # [G]
-    return (edges[:, None, :] + offsets[None, :, None]).reshape(2, -1)  # [2, G*E]
+def normalized_adjacency(adjacency: torch.Tensor) -> torch.Tensor:
+    """GCN's propagation matrix D^-1/2 (A + I) D^-1/2 (Kipf & Welling) of symmetric adjacency
+    matrices [..., n, n] (edge weights; 0 = no edge) -> [..., n, n]. D is the degree with the
+    self-loop, so a node whose every edge has weight 0 (a padded token) keeps only itself."""
+    n = adjacency.shape[-1]
+    a = adjacency + torch.eye(n, dtype=adjacency.dtype, device=adjacency.device)  # [..., n, n]
+    inv_sqrt = a.sum(-1).rsqrt()  # [..., n]
+    return inv_sqrt[..., :, None] * a * inv_sqrt[..., None, :]  # [..., n, n]
+
+
+def dense_adjacency(edges: torch.Tensor, n: int) -> torch.Tensor:
+    """[2, E] edge list of one graph -> its 0/1 adjacency matrix [n, n] (float)."""
+    a = torch.zeros(n, n)
+    a[edges[0], edges[1]] = 1.0
+    return a
 
 
 class GraphBuilder:
-    """Caches batched edge_index tensors per (shape, device)."""
+    """The propagation matrices of the backbone's graphs: one [n, n] matrix per grid shape (cached:
+    it depends on the shape only) and one [L, L] per sentence (from its padding mask, each batch)."""
 
     def __init__(self, grid_connectivity: int = 4):
         self.grid_connectivity = grid_connectivity
         self._cache: dict[tuple, torch.Tensor] = {}
 
-    def _cached(self, key: tuple, make) -> torch.Tensor:
+    def vision_graph(self, h: int, w: int, device) -> torch.Tensor:
+        """The h x w patch grid of one camera -> its propagation matrix [h*w, h*w]."""
+        key = ("grid", h, w, str(device))
         if key not in self._cache:
-            self._cache[key] = make()
+            a = dense_adjacency(grid_edges(h, w, self.grid_connectivity), h * w)
+            self._cache[key] = normalized_adjacency(a).to(device)
         return self._cache[key]
 
-    def vision_graph(self, num_images: int, h: int, w: int, device) -> torch.Tensor:
-        """Grid graph for `num_images` (= B*V) cameras of h x w patches -> edge_index [2, E]."""
-        key = ("grid", num_images, h, w, str(device))
-        return self._cached(key, lambda: batch_edges(
-            grid_edges(h, w, self.grid_connectivity).to(device), num_images, h * w))
-
-    def language_graph(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Chain graph over the real tokens of each sentence.
-
-        mask [B, L] bool (True = real token) -> (edge_index [2, E], edge_weight [E] float).
-        Edges touching a padded token get weight 0, so padding never reaches a real token.
-        """
+    def language_graph(self, mask: torch.Tensor) -> torch.Tensor:
+        """Chain graph over the real tokens of each sentence: mask [B, L] bool (True = real token)
+        -> propagation matrices [B, L, L]. Links touching a padded token have weight 0, so padding
+        never reaches a real token (computed with tensor ops: no loop over samples, no host sync)."""
         B, L = mask.shape
-        key = ("chain", B, L, str(mask.device))
-        edge_index = self._cached(key, lambda: batch_edges(chain_edges(L).to(mask.device), B, L))
-        flat = mask.reshape(-1)  # [B*L]
-        edge_weight = (flat[edge_index[0]] & flat[edge_index[1]]).float()  # [E]
-        return edge_index, edge_weight
+        key = ("chain", L, str(mask.device))
+        if key not in self._cache:
+            self._cache[key] = dense_adjacency(chain_edges(L), L).to(mask.device)  # [L, L]
+        real = mask.float()  # [B, L]
+        return normalized_adjacency(self._cache[key] * real[:, :, None] * real[:, None, :])  # [B, L, L]
 
 
 if __name__ == "__main__":
     for conn in (4, 8):
         print(f"14x14 grid, {conn}-connectivity: {grid_edges(14, 14, conn).shape[1]} directed edges")
     mask = torch.tensor([[True] * 5 + [False] * 3])
-    _, weight = GraphBuilder().language_graph(mask)
-    print(f"chain over 5 real tokens of 8: {int(weight.sum())} directed edges")
+    links = int((GraphBuilder().language_graph(mask)[0] > 0).sum()) - 8  # minus the 8 self-loops
+    print(f"chain over 5 real tokens of 8: {links} directed edges")

@@ -26,20 +26,35 @@ from vggt_vla.models.layers import TransformerBlock, layer_index
 from vggt_vla.models.tokens import FusionInputs
 
 
-class GraphConvResidual(nn.Module):
-    """x + GCN(norm(x)) over a batched graph whose nodes are the rows of x flattened."""
+class GraphConv(nn.Module):
+    """GCN (Kipf & Welling): P (x W) + b, P the graph's normalised propagation matrix
+    (graph_builder.normalized_adjacency). Parameter names and initialisation (Glorot weight, zero
+    bias) are torch_geometric's GCNConv's, so checkpoints written with it load unchanged."""
 
     def __init__(self, dim: int):
         super().__init__()
-        from torch_geometric.nn import GCNConv
+        self.lin = nn.utils.skip_init(nn.Linear, dim, dim, bias=False)
+        # Drawn twice because GCNConv draws it twice (its Linear's init, then the conv's reset):
+        # a seed gives the weights it gave with torch_geometric, and the recipes' results carry over.
+        for _ in range(2):
+            nn.init.xavier_uniform_(self.lin.weight)
+        self.bias = nn.Parameter(torch.zeros(dim))
 
+    def forward(self, x: torch.Tensor, propagation: torch.Tensor) -> torch.Tensor:
+        """x [G, n, D]; propagation [n, n] (one graph for all G) or [G, n, n] -> [G, n, D]."""
+        return propagation @ self.lin(x) + self.bias  # [G, n, D]
+
+
+class GraphConvResidual(nn.Module):
+    """x + GCN(norm(x)), each of the G graphs in x [G, n, D] with its own n nodes."""
+
+    def __init__(self, dim: int):
+        super().__init__()
         self.norm = nn.LayerNorm(dim)
-        self.conv = GCNConv(dim, dim)
+        self.conv = GraphConv(dim)
 
-    def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight=None) -> torch.Tensor:
-        B, N, D = x.shape
-        h = self.conv(self.norm(x).reshape(B * N, D), edge_index, edge_weight)  # [B*N, D]
-        return x + h.view(B, N, D)  # [B, N, D]
+    def forward(self, x: torch.Tensor, propagation: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(self.norm(x), propagation)  # [G, n, D]
 
 
 class SimpleBackboneLayer(nn.Module):
@@ -50,8 +65,10 @@ class SimpleBackboneLayer(nn.Module):
         self.block = TransformerBlock(dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout)
 
     def forward(self, vision, language, rest, graphs, key_mask):
-        vision = self.vision_conv(vision, graphs["vision"])  # [B, Nv, D]
-        language = self.language_conv(language, *graphs["language"])  # [B, L, D]
+        B, Nv, D = vision.shape
+        per_camera = vision.reshape(-1, graphs["vision"].shape[0], D)  # [B*V, h*w, D]: one grid each
+        vision = self.vision_conv(per_camera, graphs["vision"]).view(B, Nv, D)  # [B, Nv, D]
+        language = self.language_conv(language, graphs["language"])  # [B, L, D]
         x = torch.cat([vision, language, rest], dim=1)  # [B, N, D]
         x = self.block(x, key_mask)  # [B, N, D]
         nv, nl = vision.shape[1], language.shape[1]
@@ -80,8 +97,8 @@ class SimpleBackbone(nn.Module):
         B = vision.shape[0]
         h, w = inputs.grid
         graphs = {
-            "vision": self.graphs.vision_graph(B * inputs.num_cameras, h, w, vision.device),
-            "language": self.graphs.language_graph(inputs.language_mask),
+            "vision": self.graphs.vision_graph(h, w, vision.device),  # [h*w, h*w]
+            "language": self.graphs.language_graph(inputs.language_mask),  # [B, L, L]
         }
         always = torch.ones(B, vision.shape[1], dtype=torch.bool, device=vision.device)  # [B, Nv]
         rest_mask = torch.ones(B, rest.shape[1], dtype=torch.bool, device=vision.device)  # [B, S+Q]

@@ -245,7 +245,7 @@ class VLAModel(nn.Module):
 
     def compile_blocks(self, **kwargs) -> int:
         """torch.compile the transformer blocks and the action head, in place (state_dict keys
-        unchanged). The rest (tokenizer, feature cache, torch_geometric message passing) stays
+        unchanged). The rest (tokenizer, feature cache, graph matrices cached per shape) stays
         eager: compiling the whole forward breaks the graph there and recompiles every step.
         Returns the number of modules compiled."""
         from vggt_vla.models.layers import TransformerBlock
