@@ -28,6 +28,28 @@ WORDS = ("pick up the black bowl and place it on plate red blue green move to cu
          "push left right between next ramekin cookie box drawer of a in").split()
 
 
+def _libero_missing():
+    """Why the LIBERO simulator cannot be imported here, or None if it can."""
+    try:
+        from vggt_vla.sim.libero import import_libero
+
+        import_libero()
+    except ImportError as err:
+        return str(err)
+    return None
+
+
+def _needs_libero():
+    from vggt_vla.sim.libero import INSTALL_HINT
+
+    missing = _libero_missing()
+    return pytest.mark.skipif(missing is not None, reason=f"LIBERO is not installed: {missing} ({INSTALL_HINT})")
+
+
+# `pytestmark = needs_libero` in a test module skips it, saying why, where the simulator is missing.
+needs_libero = _needs_libero()
+
+
 def run_script(*args, timeout=600, **env):
     """Run `python ARGS` from the repo root as a user would (offline), with extra environment variables."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}

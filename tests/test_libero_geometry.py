@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from conftest import run_script as run
-from test_libero_sim import _MISSING, CAMS
+from conftest import needs_libero
+from test_libero_sim import CAMS
 from vggt_vla.constants import camera_extrinsics_key, camera_intrinsics_key, depth_key
-from vggt_vla.sim.libero import INSTALL_HINT
 
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"LIBERO is not installed: {_MISSING} ({INSTALL_HINT})")
+pytestmark = needs_libero
 
 
 def _camera_centre(extrinsics):

@@ -10,22 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import needs_libero
 from conftest import run_script as run
-from vggt_vla.sim.libero import INSTALL_HINT
 
-
-def _libero_missing():
-    try:
-        from vggt_vla.sim.libero import import_libero
-
-        import_libero()
-    except ImportError as err:
-        return str(err)
-    return None
-
-
-_MISSING = _libero_missing()
-pytestmark = pytest.mark.skipif(_MISSING is not None, reason=f"LIBERO is not installed: {_MISSING} ({INSTALL_HINT})")
+pytestmark = needs_libero
 
 CAMS = ("observation.images.image", "observation.images.wrist_image")
 

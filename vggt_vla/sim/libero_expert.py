@@ -1,4 +1,5 @@
-"""A scripted pick-and-place expert for LIBERO, driven by privileged simulator state.
+"""A scripted expert for LIBERO, driven by privileged simulator state: pick-and-place, and the
+skills of vggt_vla/sim/libero_skills.py (push, turn a knob, pull a drawer).
 
     from vggt_vla.sim.libero import LiberoEnv
     from vggt_vla.sim.libero_expert import LiberoExpert
@@ -8,10 +9,20 @@
     while not env.done:
         obs, success = env.step(expert.select_action(obs))
 
-It reads the task's goal from the BDDL file (`(On <object> <target>)`, the goal of every
-libero_spatial task and many others) and the objects' poses and collision geometry from MuJoCo,
-then runs a fixed sequence of phases, with PD control of the end-effector position (the arm lags
-its commands; the damping term stops overshoot) and the hand kept pointing down, turned about the
+It reads the task's one goal from the BDDL file and the objects' poses and collision geometry
+from MuJoCo. The goal decides what it does:
+
+    (On obj target)      pick obj up, put its origin on the target's (libero_spatial, libero_goal)
+    (On obj region)      ... into the region's footprint (a stove's plate, a cabinet's top); an
+                         object too wide and flat to grasp (a plate) onto a table region: pushed
+    (In obj region)      ... into the region's box (libero_object's basket); a region in a closed
+                         drawer: pull the drawer open first
+    (Open drawer_region) pull the drawer open
+    (TurnOn fixture)     turn its knob
+
+Other goals (two at once, as in libero_10) raise NotImplementedError naming them. Pick-and-place
+runs a fixed sequence of phases, with PD control of the end-effector position (the arm lags its
+commands; the damping term stops overshoot) and the hand kept pointing down, turned about the
 vertical at most:
 
     approach  above the grasp point, just high enough to clear what lies under the way there
@@ -20,16 +31,24 @@ vertical at most:
     slide_out only when something overhangs the object (a cabinet top over a half-open drawer):
               drag it out sideways first
     lift      straight up to the carry height (the held object clears everything under its path)
-    carry     until the object's origin is over the target's origin for a few steps (the success
-              test compares those two points), tracking where the object really sits in the hand
-    lower     until the object rests on the target
+    carry     until the object's origin is over the goal point for a few steps (the success test
+              compares those two points), tracking where the object really sits in the hand
+    lower     until the object rests on the target (or a region's top, or inside it on its floor)
     release   open the fingers, then back off upwards
 
 Wide objects (bowls) are pinched at the rim, the rim taken in the object's own frame (a bowl tilted
 on a ramekin is grasped where its rim is): of 12 points around it, the one whose fingers have the
 most room from other objects' parts, within easy reach of the arm, turning the hand least, and not
-under an overhang. Narrow objects are grasped across their centre. A grasp that slips (the object
-drifts from the hand) is retried from `approach`, three times at most.
+under an overhang, nor with the palm coming down on something, there or where the object is put
+down (the Panda's palm is 21 cm long along the finger axis, 3 cm above the grip point). Narrower
+objects are grasped across their centre, the hand turned (up to 75 degrees) so that the fingers
+span the object (a butter pack only across its narrow side, give or take) and the palm, lowest,
+clears taller neighbours, gripped off the middle of a long object if that lets the palm clear a can
+beside it; and no lower than the palm allows (a wine bottle is held by its neck). A grasp that
+slips (the object drifts from the hand) is retried from `approach`, three times at most.
+
+Success per libero_object and libero_goal task, and what fails: docs/experiments/
+2026-12-03-libero-object-goal.md.
 
 Success per libero_spatial task, measured: docs/experiments/2026-11-21-libero-cpu.md. Task 4 (the
 bowl in the top drawer) is the hard one. The cabinet's top panel overhangs the half-open drawer by
@@ -51,20 +70,37 @@ from typing import Optional
 import numpy as np
 
 from .libero import LiberoEnv
+from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGER_OUTER, HAND_HALF_LENGTH,
+                            HAND_HALF_WIDTH, HAND_HEIGHT, PALM_ABOVE, PullDrawer, Push, TurnKnob,
+                            _yaw_matrix)
 
 POS_SCALE = 0.05      # metres per unit of position action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5       # radians per unit of rotation action
 OPEN, CLOSE = -1.0, 1.0
 GRIPPER_SPAN = 0.075  # objects narrower than this (m) are grasped across their centre
+FLAT_HEIGHT = 0.03    # wider objects lower than this (m) are pushed, not grasped
 RIM_INSET = 0.005     # fingers close on the wall this far inside the outer rim of a wide object
-MAX_HEIGHT = 1.2      # the hand stays below this (m, world z; the table top is at ~0.9)
+MAX_HEIGHT = 0.40     # the hand stays this far (m) above the robot's base at most (its reach shrinks)
 CLEARANCE = 0.05      # carry objects this far above the highest thing under the path
 RIM_DEPTH = 0.015     # fingertip centres this far below the top of a rim
 SLIP = 0.02           # a held object that drifts this far (m) from the hand has slipped
 MAX_REGRASPS = 3
-HAND_HEIGHT = 0.12    # the fingers and hand occupy this much height above the fingertips (m)
 COMFORT_REACH = 0.74  # horizontal distance (m) from the robot base beyond which grasps get awkward
 KP, KD = 1.5, 2.0     # position gain (per step) and damping on the hand's per-step displacement
+PALM_PRESS = 0.015    # how far (m) the palm may come down on a neighbour when nothing else reaches an object
+GRIP_END_MARGIN = 0.015  # a long object may be gripped off its middle, up to this far (m) from its ends
+GRASP_YAWS = np.deg2rad(np.arange(-75, 90, 15))  # turns of the hand tried for a narrow object
+
+
+@dataclass
+class PlaceTarget:
+    """Where a held object goes, as LIBERO tests it. `(On obj other)`: obj's origin within 3 cm of
+    other's, horizontally, and touching it. `(On obj region)`: obj's origin in the region site's
+    footprint, at most 10 cm above its top, and touching the region's fixture. `(In obj region)`:
+    obj's origin inside the region site's box (its floor 1 cm lower)."""
+    body: Optional[str]   # the object or fixture under the goal (cleared when carrying); None: the table
+    site: Optional[str]   # the goal region's site, or None: the body's own origin is the goal point
+    inside: bool          # In (rests inside the region) rather than On (rests on top of it)
 
 
 @dataclass
@@ -97,16 +133,35 @@ def _subtree_geoms(model, body_id: int) -> list[int]:
 _CORNERS = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], dtype=np.float64)
 
 
+def _geom_corners(model, data, geoms: list[int]) -> np.ndarray:
+    """World corners [8 * len(geoms), 3] of the geoms' own (oriented) bounding boxes."""
+    corners = [(_CORNERS * model.geom_aabb[g, 3:] + model.geom_aabb[g, :3]) @ data.geom_xmat[g].reshape(3, 3).T
+               + data.geom_xpos[g] for g in geoms]
+    return np.concatenate(corners) if corners else np.zeros((0, 3))
+
+
 def _bounding_box(model, data, geoms: list[int], frame=None) -> Box:
     """Axis-aligned box around `geoms`, in the world frame or in `frame` = (origin, rotation)."""
-    lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
-    for g in geoms:
-        centre, half = model.geom_aabb[g, :3], model.geom_aabb[g, 3:]
-        world = (_CORNERS * half + centre) @ data.geom_xmat[g].reshape(3, 3).T + data.geom_xpos[g]
-        if frame is not None:
-            world = (world - frame[0]) @ frame[1]  # rows: R^T (p - origin)
-        lo, hi = np.minimum(lo, world.min(0)), np.maximum(hi, world.max(0))
-    return Box(lo, hi)
+    points = _geom_corners(model, data, geoms)
+    if not len(points):
+        return Box(np.full(3, np.inf), np.full(3, -np.inf))
+    if frame is not None:
+        points = (points - frame[0]) @ frame[1]  # rows: R^T (p - origin)
+    return Box(points.min(0), points.max(0))
+
+
+def _rect_meets_box(centre: np.ndarray, u: np.ndarray, half_u: float, half_v: float, box: Box) -> bool:
+    """Whether the rectangle (centre [2], unit axis u [2], half sizes along u and across) overlaps
+    the box's horizontal footprint (separating axes)."""
+    v = np.array([-u[1], u[0]])
+    box_centre, box_half = (box.lo[:2] + box.hi[:2]) / 2, (box.hi[:2] - box.lo[:2]) / 2
+    gap = box_centre - centre
+    for axis in (np.array([1.0, 0.0]), np.array([0.0, 1.0]), u, v):
+        rect_reach = half_u * abs(axis @ u) + half_v * abs(axis @ v)
+        box_reach = box_half[0] * abs(axis[0]) + box_half[1] * abs(axis[1])
+        if abs(gap @ axis) > rect_reach + box_reach:
+            return False
+    return True
 
 
 def _segment_box_distance(a: np.ndarray, b: np.ndarray, box: Box) -> float:
@@ -115,11 +170,6 @@ def _segment_box_distance(a: np.ndarray, b: np.ndarray, box: Box) -> float:
     points = a[None] + ts * (b - a)[None]  # [21, 2]
     gap = np.maximum(np.maximum(box.lo[:2] - points, points - box.hi[:2]), 0.0)
     return float(np.linalg.norm(gap, axis=1).min())
-
-
-def _yaw_matrix(yaw: float) -> np.ndarray:
-    c, s = np.cos(yaw), np.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def _rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
@@ -133,17 +183,73 @@ def _rotation_error(target: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 class LiberoExpert:
-    """Policy-like (reset / select_action) scripted expert for `(On object target)` goals."""
+    """Policy-like (reset / select_action) scripted expert for a LIBERO task's one goal (module docstring)."""
 
     def __init__(self, env: LiberoEnv):
         self.env = env
+        self._geoms: dict[str, list[int]] = {}
         goals = self._inner.parsed_problem["goal_state"]
-        on = [g for g in goals if g[0].lower() == "on"]
-        if len(on) != 1 or len(goals) != 1:
-            raise NotImplementedError(f"the scripted expert handles one (On object target) goal; task "
-                                      f"{env.task.name!r} has goal {goals}")
-        _, self.obj_name, self.target_name = on[0]
+        goal = [g.lower() for g in goals[0]] if len(goals) == 1 else []
+        self.obj_name: Optional[str] = None
+        self.target: Optional[PlaceTarget] = None
+        if goal and goal[0] in ("on", "in") and len(goal) == 3:
+            self.obj_name = goal[1]
+            self.target = self._place_target(goal[2], inside=goal[0] == "in")
+            self.task = "push" if self._too_flat_to_grasp() and self.target.site is not None else "place"
+        elif goal and goal[0] == "turnon" and len(goal) == 2:
+            self.task, self.fixture = "turn", goal[1]
+        elif goal and goal[0] == "open" and len(goal) == 2 and goal[1] in self._inner.object_sites_dict:
+            self.task, self.drawer = "open", goal[1]
+        else:
+            raise NotImplementedError(f"the scripted expert handles one goal, (On object target), (In object region), "
+                                      f"(Open drawer_region) or (TurnOn fixture); task {env.task.name!r} has goal {goals}")
         self.reset()
+
+    def _too_flat_to_grasp(self) -> bool:
+        """Too wide to grasp across and too low to pinch at a rim (a plate): pushed instead."""
+        self._box(self.obj_name)
+        local, _ = self._local_box()
+        extent = local.hi - local.lo
+        return bool(min(extent[:2]) > GRIPPER_SPAN and extent[2] < FLAT_HEIGHT)
+
+    def _skills(self) -> list:
+        """The skills this task runs before pick-and-place ("place") or instead of it."""
+        if self.task == "push":
+            region = self._site_box(self.target.site)
+            tolerance = 0.5 * float(min(region.hi[:2] - region.lo[:2])) / 2
+            return [Push(self, self.obj_name, region.center, tolerance)]
+        if self.task == "turn":
+            fixture = self._inner.get_object(self.fixture)
+            on_from = min(fixture.object_properties["articulation"]["default_turnon_ranges"])
+            return [TurnKnob(self, joint, on_from) for joint in fixture.joints[:1]]
+        if self.task == "open":
+            return [self._pull(self.drawer)]
+        if self.target.site is not None and self._inner.object_sites_dict[self.target.site].joints:
+            pull = self._pull(self.target.site)  # into a drawer: open it first, unless it is open
+            return [] if pull.is_open() else [pull]
+        return []
+
+    def _pull(self, region: str) -> PullDrawer:
+        """The skill that opens the drawer holding `region` (a site on the drawer's body)."""
+        import mujoco
+
+        site = self._inner.object_sites_dict[region]
+        joint = site.joints[0]
+        model = self.env.sim.model._model
+        if model.jnt_type[model.joint(joint).id] != mujoco.mjtJoint.mjJNT_SLIDE:
+            raise NotImplementedError(f"{region!r} opens on joint {joint!r}, not a drawer's slide joint")
+        ranges = self._inner.get_object(site.parent_name).object_properties["articulation"]["default_open_ranges"]
+        # LIBERO's test: open below max(ranges) when opening runs negative, else above min(ranges)
+        return PullDrawer(self, joint, max(ranges) if max(ranges) < 0 else min(ranges))
+
+    def _place_target(self, name: str, inside: bool) -> "PlaceTarget":
+        inner = self._inner
+        if name in inner.object_sites_dict:
+            # A table's regions (TargetZone sites) belong to no object: the table is the arena.
+            return PlaceTarget(body=inner.object_sites_dict[name].parent_name, site=name, inside=inside)
+        if inside:
+            raise NotImplementedError(f"(In {self.obj_name} {name}): the expert puts objects into regions only")
+        return PlaceTarget(body=name, site=None, inside=False)
 
     # ------------------------------------------------------------------ scene queries
     @property
@@ -163,6 +269,16 @@ class LiberoExpert:
         if name not in self._geoms:
             self._geoms[name] = _subtree_geoms(self.env.sim.model._model, self._body_id(name))
         return _bounding_box(self.env.sim.model._model, self.env.sim.data._data, self._geoms[name])
+
+    def _corners(self, name: str) -> np.ndarray:
+        """World corners [N, 3] of the collision geoms of object `name` (their own boxes)."""
+        self._box(name)
+        return _geom_corners(self.env.sim.model._model, self.env.sim.data._data, self._geoms[name])
+
+    def _corners_of_body(self, body: int) -> np.ndarray:
+        """World corners [N, 3] of the collision geoms of MuJoCo body `body` and those below it."""
+        model = self.env.sim.model._model
+        return _geom_corners(model, self.env.sim.data._data, _subtree_geoms(model, body))
 
     def _others(self) -> list[str]:
         inner = self._inner
@@ -185,6 +301,7 @@ class LiberoExpert:
         self.prev_pos: Optional[np.ndarray] = None
         self.vel = np.zeros(3)
         self.stalled = 0
+        self.skills: Optional[list] = None  # made at the first step, from the scene as it is then
 
     def select_action(self, obs: Optional[dict] = None) -> np.ndarray:
         pos, rot = self._eef()
@@ -193,7 +310,18 @@ class LiberoExpert:
         if self.start_rot is None:
             self.start_rot = rot.copy()  # the hand keeps this orientation, turned about z at most
             self.hold_rot = rot.copy()
-        action = getattr(self, f"_phase_{self.phase}")(pos)
+        if self.skills is None:
+            self.skills = self._skills()
+        action = None
+        while self.skills and action is None:
+            skill = self.skills[0]
+            action = skill.act(pos)
+            self.phase = f"{skill.name}.{skill.phase}"
+            if action is None:
+                self.skills.pop(0)
+                self.phase = "plan" if self.task == "place" else "done"
+        if action is None:
+            action = getattr(self, f"_phase_{self.phase}")(pos)
         self.t_phase += 1
         rot_err = _rotation_error(self.hold_rot, rot)
         action[3:6] = np.clip(rot_err / ROT_SCALE * 2.0, -1.0, 1.0)
@@ -213,60 +341,144 @@ class LiberoExpert:
 
     def _path_top(self, start_xy: np.ndarray, end_xy: np.ndarray, margin: float) -> float:
         """Highest top of the other objects within `margin` of the straight path start -> end."""
-        tops = [self._box(self.target_name).hi[2]]
+        tops = [self._box(self.target.body).hi[2]] if self.target.body else []
         for name in self._others():
             box = self._box(name)
             if _segment_box_distance(start_xy, end_xy, box) < margin:
                 tops.append(box.hi[2])
-        return float(max(tops))
+        return float(max(tops, default=-np.inf))
 
     def _carry_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
         """The held object's bottom clears everything under its path by CLEARANCE; no higher (the
         arm's reach shrinks with height)."""
         obj = self._box(self.obj_name)
         top = max(self._path_top(start_xy, end_xy, obj.half_width + 0.01), obj.hi[2])
-        return min(float(top + (obj.hi[2] - obj.lo[2]) + CLEARANCE), MAX_HEIGHT)
+        palm = self._path_top(start_xy, end_xy, HAND_HALF_LENGTH) - PALM_ABOVE + 0.01  # the palm beside it
+        return min(max(float(top + (obj.hi[2] - obj.lo[2]) + CLEARANCE), palm), self._max_height())
 
     def _approach_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
         """The open fingers clear everything under the way to the grasp point."""
         top = max(self._path_top(start_xy, end_xy, 0.05), self._box(self.obj_name).hi[2])
-        return min(top + CLEARANCE, MAX_HEIGHT)
+        return min(top + CLEARANCE, self._max_height())
+
+    def _max_height(self) -> float:
+        return float(self._inner.robots[0].base_pos[2] + MAX_HEIGHT)
 
     def _finger_axis(self) -> np.ndarray:
-        """Horizontal unit vector along which the fingers close (the hand frame's x axis)."""
-        axis = np.array(self._inner.robots[0].controller.ee_ori_mat[:, 0])
+        """Horizontal unit vector along which the fingers close (the hand frame's x axis) in the
+        hand's starting orientation, which grasps turn about the vertical."""
+        axis = np.array(self.start_rot[:, 0])
         axis[2] = 0
         return axis / np.linalg.norm(axis)
 
     def _phase_plan(self, pos):
         box = self._box(self.obj_name)
-        centre = box.center
-        yaw = 0.0
-        if box.half_width * 2 <= GRIPPER_SPAN:
-            self.grasp = np.array([*centre[:2], self._grasp_height(box)])
+        local, rot = self._local_box()
+        if min(local.hi[:2] - local.lo[:2]) <= GRIPPER_SPAN:  # narrow one way at least: across its centre
+            self.grasp, yaw = self._across_grasp(box, local, rot)
         else:  # a wide object: a point of its rim, turning the hand so the fingers close across it
             self.grasp, yaw = self._rim_grasp(box)
         grasp_xy = self.grasp[:2]
         self.hold_rot = _yaw_matrix(yaw) @ self.start_rot
-        self.cruise = self._carry_height(grasp_xy, self._box(self.target_name).center[:2])
+        self.cruise = self._carry_height(grasp_xy, self._goal_point()[:2])
         self.hover = self._approach_height(pos[:2], grasp_xy)
         self._goto("approach")
         return self._phase_approach(pos)
+
+    def _local_box(self) -> tuple[Box, np.ndarray]:
+        """The held object's bounding box in its own frame, and that frame's rotation."""
+        data = self.env.sim.data._data
+        body = self._body_id(self.obj_name)
+        self._box(self.obj_name)  # caches its geoms
+        origin, rot = np.array(data.xpos[body]), np.array(data.xmat[body]).reshape(3, 3)
+        return _bounding_box(self.env.sim.model._model, data, self._geoms[self.obj_name], frame=(origin, rot)), rot
+
+    def _hand_yaw(self, direction: np.ndarray) -> float:
+        """The turn about the vertical that makes the fingers close along `direction` (horizontal);
+        the fingers are symmetric, so |yaw| <= 90 degrees."""
+        fingers = self._finger_axis()
+        turn = np.arctan2(direction[1], direction[0]) - np.arctan2(fingers[1], fingers[0])
+        return float((turn + np.pi / 2) % np.pi - np.pi / 2)
+
+    def _across_grasp(self, box: Box, local: Box, rot: np.ndarray) -> tuple[np.ndarray, float]:
+        """Fingers closing across the object's centre. Of the hand turns whose fingers span the
+        object (a long box, a butter pack lying flat, only across its narrow side, give or take
+        60 degrees), the one that lets the hand lowest, the palm and fingers clear of taller
+        neighbours (the palm is 21 cm long: next to a can, a flat pack is out of reach with the
+        palm over the can), turning the hand least. When no turn lets the fingers reach the
+        object, the palm may press on a neighbour's edge by PALM_PRESS."""
+        corners = _geom_corners(self.env.sim.model._model, self.env.sim.data._data, self._geoms[self.obj_name])[:, :2]
+        wanted = self._grasp_height(box)
+        parts = self._part_boxes()
+        fingers = self._finger_axis()
+        best, best_cost = None, np.inf
+        for yaw in GRASP_YAWS:
+            u = _yaw_matrix(yaw)[:2, :2] @ fingers[:2]  # where the fingers close along after the turn
+            along = corners @ u
+            if np.ptp(along) > GRIPPER_SPAN:
+                continue
+            v = np.array([-u[1], u[0]])
+            across = corners @ v  # the grasp point: the middle of the object both ways, or off the
+            # middle along a long object (the palm, 7 cm wide, then clears a can beside one end)
+            reach = max(0.0, np.ptp(across) / 2 - GRIP_END_MARGIN)
+            for offset in np.arange(-reach, reach + 1e-9, 0.01) if reach > 0 else [0.0]:
+                centre = u * (along.max() + along.min()) / 2 + v * ((across.max() + across.min()) / 2 + offset)
+                height = max(wanted, self._lowest_grip(centre, u, parts))
+                cost = height + 0.01 * abs(yaw) + 0.1 * abs(offset)  # 1 cm lower: worth 1 rad of turn, 10 cm off
+                if cost < best_cost:
+                    best, best_cost = (np.array([*centre, height]), float(yaw)), cost
+        if best is None:  # no turn spans it (a square box seen diagonally): the narrow side
+            narrow = rot[:, int(np.argmin(local.hi[:2] - local.lo[:2]))].copy()
+            narrow[2] = 0.0
+            yaw = self._hand_yaw(narrow)
+            u = _yaw_matrix(yaw)[:2, :2] @ fingers[:2]
+            centre = box.center[:2]
+            best = (np.array([*centre, max(wanted, self._lowest_grip(centre, u, parts))]), yaw)
+        grasp, yaw = best
+        if grasp[2] > box.hi[2] - 0.006:  # the fingers would not reach it: let the palm press a
+            grasp[2] = max(wanted, grasp[2] - PALM_PRESS)  # neighbour's edge (a bowl's rim) a little
+        return grasp, yaw
+
+    def _lowest_grip(self, xy: np.ndarray, u: np.ndarray, parts: list[Box]) -> float:
+        """The lowest grip point height at `xy` with the fingers closing along `u` (horizontal unit
+        vector) that keeps the palm and the open fingers above every part under them."""
+        lowest = -np.inf
+        for centre, half_u, half_v, bottom in self._hand_footprint(np.array([*xy, 0.0]), u):
+            tops = [part.hi[2] for part in parts if _rect_meets_box(centre, u, half_u, half_v, part)]
+            lowest = max(lowest, max(tops, default=-np.inf) - bottom + 0.005)
+        return float(lowest)
+
+    def _hand_hits(self, grip: np.ndarray, u: np.ndarray, parts: list[Box], fingers: bool = True) -> float:
+        """How far (m, 0: not at all) the hand coming down from above, with the grip point ending at
+        `grip` [3] and the fingers closing along `u` (horizontal unit vector [2]), would be stopped
+        short by `parts`: the most any part over the palm's footprint reaches above the palm's
+        bottom, or (open fingers) over a finger's footprint above the fingertips."""
+        return max([0.0] + [float(part.hi[2] - bottom) for centre, half_u, half_v, bottom
+                            in self._hand_footprint(grip, u, fingers) for part in parts
+                            if part.hi[2] > bottom and _rect_meets_box(centre, u, half_u, half_v, part)])
+
+    def _hand_footprint(self, grip: np.ndarray, u: np.ndarray, fingers: bool = True) -> list[tuple]:
+        """(centre [2], half length along u, half width across, bottom height) of the palm's and
+        the open fingers' rectangles seen from above."""
+        palm = [(grip[:2], HAND_HALF_LENGTH, HAND_HALF_WIDTH, grip[2] + PALM_ABOVE)]
+        if not fingers:
+            return palm
+        middle, half = (FINGER_INNER + FINGER_OUTER) / 2, (FINGER_OUTER - FINGER_INNER) / 2
+        return palm + [(grip[:2] + side * middle * u, half, FINGER_HALF_WIDTH, grip[2] - FINGER_BELOW)
+                       for side in (-1, 1)]
 
     def _rim_grasp(self, box: Box) -> tuple[np.ndarray, float]:
         """The rim point (3-D, fingertip height) and hand yaw whose fingers have the most free room
         around them, preferring less turning and points within easy reach. The rim is taken in the
         object's own frame, so a tilted bowl (e.g. resting on a ramekin) is grasped where its rim
         really is."""
-        data = self.env.sim.data._data
-        body = self._body_id(self.obj_name)
-        origin, rot = np.array(data.xpos[body]), np.array(data.xmat[body]).reshape(3, 3)
-        local = _bounding_box(self.env.sim.model._model, data, self._geoms[self.obj_name], frame=(origin, rot))
+        local, rot = self._local_box()
+        origin = self._body_pos(self.obj_name)
         radius = local.half_width - RIM_INSET
         base_xy = np.array(self._inner.robots[0].base_pos)[:2]
         parts = self._part_boxes()
-        fingers = self._finger_axis()
-        base = np.arctan2(fingers[1], fingers[0])
+        goal = self._goal_point()
+        drop = self._rest_height() - box.lo[2]  # how much lower the object ends than it starts
         best, best_score = None, -np.inf
         for angle in np.deg2rad(np.arange(0, 360, 30)):
             u = np.array([np.cos(angle), np.sin(angle), 0.0])
@@ -276,7 +488,7 @@ class LiberoExpert:
             rim_local = np.array([*local.center[:2], local.hi[2]]) + radius * u_local
             rim = origin + rot @ rim_local
             grasp = np.array([rim[0], rim[1], rim[2] - RIM_DEPTH])
-            yaw = (angle - base + np.pi / 2) % np.pi - np.pi / 2  # fingers are symmetric: |yaw| <= 90 deg
+            yaw = self._hand_yaw(u)
             pads = [grasp[:2] + 0.05 * u[:2], grasp[:2] - 0.05 * u[:2]]  # outer, inner finger (open)
             floor = grasp[2] - 0.02  # the fingertips' lowest point
             room = min(self._free_room(p, floor, parts) for p in [grasp[:2], *pads])
@@ -284,16 +496,24 @@ class LiberoExpert:
             # Under an overhang (the cabinet top over a half-open drawer) the fingers cannot come down.
             covered = any(box.lo[2] > grasp[2] + 0.005 and np.all(box.lo[:2] <= grasp[:2])
                           and np.all(grasp[:2] <= box.hi[:2]) for box in parts)
-            score = min(room, 0.04) - 0.01 * abs(yaw) - 2.0 * max(0.0, reach - COMFORT_REACH) - float(covered)
+            # The palm (21 cm along the finger axis) must not hit a neighbour, here or where the
+            # object is put down (a bowl on a plate next to the cabinet's handles).
+            hits = 10.0 * min(self._hand_hits(grasp, u[:2], parts), 0.1) + 5.0 * min(self._hand_hits(
+                np.array([*(goal[:2] + grasp[:2] - origin[:2]), grasp[2] + drop]), u[:2], parts, fingers=False), 0.1)
+            score = (min(room, 0.04) - 0.01 * abs(yaw) - 2.0 * max(0.0, reach - COMFORT_REACH) - float(covered)
+                     - hits)
             if score > best_score:
                 best, best_score = (grasp, float(yaw)), score
         return best
 
     def _grasp_height(self, box: Box) -> float:
-        """Fingertips about 2/3 of the way down a narrow object's side. (Wide objects are pinched
-        at the rim, RIM_DEPTH below its top edge: lower down, a bowl's wall curves inwards.)"""
+        """Fingertips about 2/3 of the way down a narrow object's side, or on a tall one as low as
+        the palm allows: it sits PALM_ABOVE over the grip point, and must stay above the object's
+        top (a wine bottle is held by its neck). (Wide objects are pinched at the rim, RIM_DEPTH
+        below its top edge: lower down, a bowl's wall curves inwards.)"""
         height = box.hi[2] - box.lo[2]
-        return float(box.lo[2] + max(0.01, min(0.35 * height, height - 0.02)))
+        low = box.lo[2] + max(0.01, min(0.35 * height, height - 0.02))
+        return float(max(low, box.hi[2] - PALM_ABOVE + 0.005))
 
     def _part_boxes(self) -> list[Box]:
         """One box per collision geom of every other object: a cabinet's top panel and its open
@@ -390,13 +610,44 @@ class LiberoExpert:
     def _phase_give_up(self, pos):
         return self._move(pos, pos, OPEN)
 
+    def _phase_done(self, pos):  # a skill finished the task: hold still
+        return self._move(pos, pos, OPEN)
+
     def _body_pos(self, name: str) -> np.ndarray:
         return np.array(self.env.sim.data._data.xpos[self._body_id(name)])
 
+    def _site_box(self, site: str) -> Box:
+        """A region site's box as LIBERO's tests take it (half-sizes turned by the site's rotation)."""
+        data = self.env.sim.data
+        centre = np.array(data.get_site_xpos(site))
+        half = np.abs(np.array(data.get_site_xmat(site)) @ np.array(self._inner.object_sites_dict[site].size))
+        return Box(centre - half, centre + half)
+
+    def _goal_point(self) -> np.ndarray:
+        """The point the held object's origin goes to: the target's origin; the centre of a region
+        to put it in; on a region (a stove's plate, a cabinet's top), the point halfway from its
+        centre to its edge nearest the robot (on a high cabinet, the far half is out of reach)."""
+        if self.target.site is None:
+            return self._body_pos(self.target.body)
+        region = self._site_box(self.target.site)
+        if self.target.inside:
+            return region.center
+        half = (region.hi - region.lo)[:2] / 2
+        toward = np.array(self._inner.robots[0].base_pos)[:2] - region.center[:2]
+        return np.array([*(region.center[:2] + np.clip(toward, -half / 2, half / 2)), region.center[2]])
+
+    def _rest_height(self) -> float:
+        """Where the held object's bottom comes to rest: on the target object's top, on a region's
+        top, or (In) on a region's floor; lowering also ends when the object stops going down."""
+        if self.target.site is None:
+            return float(self._box(self.target.body).hi[2])
+        region = self._site_box(self.target.site)
+        return float(region.lo[2] if self.target.inside else region.hi[2])
+
     def _place_xy(self, pos) -> np.ndarray:
-        """Where the hand goes so that the held object's origin lands on the target's origin (the
+        """Where the hand goes so that the held object's origin lands on the goal point (the
         success test compares these two points), from where the object sits in the hand now."""
-        return pos[:2] + self._body_pos(self.target_name)[:2] - self._body_pos(self.obj_name)[:2]
+        return pos[:2] + self._goal_point()[:2] - self._body_pos(self.obj_name)[:2]
 
     def _phase_carry(self, pos):
         goal = np.array([*self._place_xy(pos), self.cruise])
@@ -410,7 +661,7 @@ class LiberoExpert:
         return self._move(pos, goal, CLOSE)
 
     def _phase_lower(self, pos):
-        gap = self._box(self.obj_name).lo[2] - self._box(self.target_name).hi[2]
+        gap = self._box(self.obj_name).lo[2] - self._rest_height()
         xy = self._place_xy(pos)
         if np.linalg.norm(pos[:2] - xy) > 0.015:  # drifted: re-centre before going lower
             self.stalled = 0

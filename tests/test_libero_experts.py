@@ -1,0 +1,79 @@
+"""The scripted LIBERO expert beyond libero_spatial: a libero_object task (In basket) and libero_goal
+tasks solved by its other skills (turn a knob, pull a drawer), and clear errors for what it does not
+handle. One episode each, without cameras: about half a minute per test on a CPU.
+
+Needs the simulator (pip install -r requirements-sim.txt, plus Mesa for CPU rendering); skipped
+otherwise. Success per task over many episodes: docs/experiments/2026-12-03-libero-object-goal.md.
+"""
+
+import pytest
+
+from conftest import needs_libero
+from conftest import run_script as run
+
+pytestmark = needs_libero
+
+
+def _solve(suite: str, task: int, init_state: int = 0) -> tuple[bool, int, list[str]]:
+    """One expert episode from the benchmark's initial state: (success, steps, phases in order)."""
+    from vggt_vla.sim.libero import LiberoEnv
+    from vggt_vla.sim.libero_expert import LiberoExpert
+
+    env = LiberoEnv(suite, task, cameras=False)
+    try:
+        expert = LiberoExpert(env)
+        env.reset(init_state)
+        expert.reset()
+        phases = []
+        while not env.done:
+            env.step(expert.select_action())
+            if not phases or phases[-1] != expert.phase:
+                phases.append(expert.phase)
+        return env.success, env.steps, phases
+    finally:
+        env.close()
+
+
+def test_expert_puts_an_object_in_the_basket():
+    """libero_object task 1: the cream cheese pack, gripped off its middle across its narrow side
+    (the palm clears the can beside it), dropped inside the basket's region."""
+    success, steps, phases = _solve("libero_object", 1)
+    assert success and steps < 200, phases
+    assert phases[:3] == ["approach", "descend", "grasp"] and "lower" in phases
+
+
+def test_expert_turns_on_the_stove():
+    """libero_goal task 7, (TurnOn flat_stove_1): grasp the knob's fin, turn the hand."""
+    success, steps, phases = _solve("libero_goal", 7)
+    assert success and steps < 120, phases
+    assert phases[0].startswith("turn.") and "turn.turn" in phases
+
+
+def test_expert_pulls_a_drawer_open():
+    """libero_goal task 0, (Open wooden_cabinet_1_middle_region): the hand turned horizontal,
+    its fingers closing on the handle's bar, pulls the drawer out."""
+    success, steps, phases = _solve("libero_goal", 0)
+    assert success and steps < 200, phases
+    assert "pull.in" in phases and phases[-1] == "pull.pull"
+
+
+def test_expert_refuses_goals_it_cannot_do():
+    """A task with two goals (libero_10 task 0: two objects into the basket) is refused by name."""
+    from vggt_vla.sim.libero import LiberoEnv
+    from vggt_vla.sim.libero_expert import LiberoExpert
+
+    env = LiberoEnv("libero_10", 0, cameras=False)
+    try:
+        with pytest.raises(NotImplementedError, match="handles one goal"):
+            LiberoExpert(env)
+    finally:
+        env.close()
+
+
+def test_eval_names_unknown_suites_and_tasks(tmp_path):
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--suite", "libero_nope",
+              "--episodes_per_task", "1", "--json", str(tmp_path / "a.json"))
+    assert out.returncode == 2 and "unknown LIBERO suite 'libero_nope'" in out.stderr and "libero_object" in out.stderr
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--suite", "libero_goal", "--tasks", "10",
+              "--episodes_per_task", "1", "--json", str(tmp_path / "b.json"))
+    assert out.returncode == 2 and "libero_goal has tasks 0..9, got task 10" in out.stderr
