@@ -98,10 +98,15 @@ def main(argv=None) -> int:
                        inference_repeats=args.inference_repeats, matmul_size=args.matmul_size)
     result["config_name"] = args.config
     print(format_result(result))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
+
+
+def write_json(path, result: dict) -> None:
+    """--json: every figure, if a path was given."""
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=2))
 
 
 def compare_main(args) -> int:
@@ -127,9 +132,7 @@ def compare_main(args) -> int:
                            warmup=args.warmup, device=args.device, dataset=None if args.synthetic else args.dataset,
                            num_workers=args.num_workers, random_weights=args.random_weights)
     print(format_comparison(result))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 
@@ -161,9 +164,7 @@ def latency_main(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_latency(result))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return 0
 
 
