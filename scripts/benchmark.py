@@ -81,14 +81,8 @@ def main(argv=None) -> int:
     cfg = load_config_or_report(args.config, args.overrides)
     if cfg is None:
         return 2
-    from vggt_vla.output_paths import OutputPathError, check_output_file
-
-    try:  # before the (minutes of) measuring
-        check_output_file(args.json, "--json")
-    except OutputPathError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if json_path_refused(args.json):  # before the (minutes of) measuring
         return 2
-
     from vggt_vla.benchmark import benchmark, format_result
 
     result = benchmark(cfg, batch_size=args.batch_size, steps=args.steps, warmup=args.warmup, device=args.device,
@@ -100,6 +94,18 @@ def main(argv=None) -> int:
     print(format_result(result))
     write_json(args.json, result)
     return 0
+
+
+def json_path_refused(path) -> bool:
+    """--json names a file that may not be written (output_paths.check_output_file): say why."""
+    from vggt_vla.output_paths import OutputPathError, check_output_file
+
+    try:
+        check_output_file(path, "--json")
+    except OutputPathError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return True
+    return False
 
 
 def write_json(path, result: dict) -> None:
@@ -118,12 +124,7 @@ def compare_main(args) -> int:
     if args.rounds < 1 or args.steps < 1:
         print(f"error: --rounds and --steps must be >= 1, got {args.rounds} and {args.steps}", file=sys.stderr)
         return 2
-    from vggt_vla.output_paths import OutputPathError, check_output_file
-
-    try:
-        check_output_file(args.json, "--json")
-    except OutputPathError as err:
-        print(f"error: {err}", file=sys.stderr)
+    if json_path_refused(args.json):
         return 2
     from vggt_vla.benchmark import compare_steps, format_comparison
 

@@ -71,24 +71,25 @@ class GraphBuilder:
         self.grid_connectivity = grid_connectivity
         self._cache: dict[tuple, torch.Tensor] = {}
 
+    def _cached(self, key: tuple, make) -> torch.Tensor:
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def vision_graph(self, h: int, w: int, device) -> torch.Tensor:
         """The h x w patch grid of one camera -> its propagation matrix [h*w, h*w]."""
-        key = ("grid", h, w, str(device))
-        if key not in self._cache:
-            a = dense_adjacency(grid_edges(h, w, self.grid_connectivity), h * w)
-            self._cache[key] = normalized_adjacency(a).to(device)
-        return self._cache[key]
+        return self._cached(("grid", h, w, str(device)), lambda: normalized_adjacency(
+            dense_adjacency(grid_edges(h, w, self.grid_connectivity), h * w)).to(device))
 
     def language_graph(self, mask: torch.Tensor) -> torch.Tensor:
         """Chain graph over the real tokens of each sentence: mask [B, L] bool (True = real token)
         -> propagation matrices [B, L, L]. Links touching a padded token have weight 0, so padding
         never reaches a real token (computed with tensor ops: no loop over samples, no host sync)."""
-        B, L = mask.shape
-        key = ("chain", L, str(mask.device))
-        if key not in self._cache:
-            self._cache[key] = dense_adjacency(chain_edges(L), L).to(mask.device)  # [L, L]
+        L = mask.shape[1]
+        chain = self._cached(("chain", L, str(mask.device)),
+                             lambda: dense_adjacency(chain_edges(L), L).to(mask.device))  # [L, L]
         real = mask.float()  # [B, L]
-        return normalized_adjacency(self._cache[key] * real[:, :, None] * real[:, None, :])  # [B, L, L]
+        return normalized_adjacency(chain * real[:, :, None] * real[:, None, :])  # [B, L, L]
 
 
 if __name__ == "__main__":
