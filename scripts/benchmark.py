@@ -21,7 +21,9 @@ the dataset giving the statistics. The first line says which. All figures also g
 
 --latency times one action chunk at batch 1 instead (p50 / p99 of --calls calls): PyTorch eager,
 torch.compile, ONNX Runtime and the policy server over localhost (--rows picks), with actions per
-second at the config's n_action_steps against LIBERO's 20 Hz. From a config, the weights are fresh
+second at the config's n_action_steps against LIBERO's 20 Hz. Eager, ONNX Runtime and the server are
+timed call by call in turn, so their ratios hold on a machine whose speed drifts; the thread count
+(OMP_NUM_THREADS, default every core) moves them. From a config, the weights are fresh
 (latency does not depend on them); --checkpoint times a trained run. Needs requirements-deploy.txt
 for the onnx and server rows.
 """

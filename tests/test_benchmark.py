@@ -147,6 +147,20 @@ def test_latency_rows_report_actions_per_second_against_the_control_rate(tiny_be
         assert line in text
 
 
+def test_latency_backends_are_timed_call_by_call_in_turn():
+    """time_interleaved: warm-ups first, then one call of each backend per round, the first backend
+    rotating, so a drift in the machine's speed falls on every backend alike."""
+    from vggt_vla.benchmark import time_interleaved
+
+    order = []
+    fns = {name: (lambda name=name: order.append(name)) for name in ("a", "b", "c")}
+    r = time_interleaved(fns, calls=4, warmup=2)
+    assert order[:6] == ["a", "a", "b", "b", "c", "c"]
+    assert order[6:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"]
+    for row in r.values():
+        assert row["calls"] == 4 and 0 <= row["p50_ms"] <= row["p99_ms"]
+
+
 def test_latency_cli_refuses_unknown_rows_and_a_missing_checkpoint(tmp_path):
     from conftest import run_script
     from test_reliability import one_error_line

@@ -17,6 +17,7 @@ localhost (vggt_vla/serving.py), with actions per second against LIBERO's contro
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -450,35 +451,29 @@ def latency_observation(cfg: Config, seed: int = 0) -> dict:
     return {**obs, "instruction": LATENCY_INSTRUCTION}
 
 
-def time_calls(fn, calls: int, warmup: int) -> dict:
-    """`warmup` untimed calls, then `calls` timed ones -> {p50_ms, p99_ms, mean_ms, first_ms} (first:
-    the first warm-up call, where compilation happens)."""
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    for _ in range(max(warmup - 1, 0)):
-        fn()
-    times = []
-    for _ in range(calls):
+def time_interleaved(fns: dict, calls: int, warmup: int) -> dict[str, dict]:
+    """Time several backends call by call in turn: after each one's `warmup` untimed calls, round i
+    times one call of each, starting at backend i mod n. A shared VM's speed drifts by tens of
+    percent within minutes; rows timed one after another then compare the machine's moments, not
+    the backends. -> {name: {p50_ms, p99_ms, mean_ms, first_ms, calls}} (first_ms: the first warm-up
+    call, where compilation happens)."""
+    first = {}
+    for name, fn in fns.items():
         start = time.perf_counter()
         fn()
-        times.append((time.perf_counter() - start) * 1e3)
-    return {"p50_ms": _percentile(times, 50), "p99_ms": _percentile(times, 99), "mean_ms": statistics.fmean(times),
-            "first_ms": first * 1e3, "calls": calls}
-
-
-def _serve_row(policy, obs: dict, calls: int, warmup: int) -> dict:
-    """Round trips through the websocket policy server (vggt_vla/serving.py) on localhost: the
-    client's encoding, the socket, the server's decoding and the Policy, for one chunk."""
-    from vggt_vla.serving import PolicyClient, PolicyServer
-
-    server = PolicyServer(policy)
-    port = server.start("127.0.0.1", 0)
-    try:
-        with PolicyClient(f"ws://127.0.0.1:{port}") as client:
-            return time_calls(lambda: client.infer(obs), calls, warmup)
-    finally:
-        server.stop()
+        first[name] = (time.perf_counter() - start) * 1e3
+        for _ in range(max(warmup - 1, 0)):
+            fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(calls):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: {"p50_ms": _percentile(t, 50), "p99_ms": _percentile(t, 99), "mean_ms": statistics.fmean(t),
+                   "first_ms": first[name], "calls": calls} for name, t in times.items()}
 
 
 def latency(cfg: Optional[Config] = None, checkpoint: Optional[str] = None, calls: int = 200, warmup: int = 10,
@@ -489,10 +484,13 @@ def latency(cfg: Optional[Config] = None, checkpoint: Optional[str] = None, call
 
       eager    PyTorch as it is;
       onnx     the graph of vggt_vla/export.py in ONNX Runtime (export time and parity reported);
-      server   the websocket server on localhost around the fastest in-process backend measured
-               so far (onnx, else eager), timed at the client (PolicyClient.infer);
+      server   the websocket server on localhost around the fastest in-process backend (onnx
+               when that row runs, else eager), timed at the client (PolicyClient.infer);
       compile  model.compile_blocks() (torch.compile of the transformer blocks and the head; the
                first call's time is its compile time). Runs last: it changes the model in place.
+
+    eager, onnx and server are timed call by call in turn (time_interleaved), so that their ratios
+    hold on a machine whose speed drifts.
 
     The language model runs once per instruction (cached), so it is in the first call only. Actions
     per second = n_action_steps (the inference: section; 1 with temporal ensembling) / p50."""
@@ -507,31 +505,49 @@ def latency(cfg: Optional[Config] = None, checkpoint: Optional[str] = None, call
     cfg = policy.cfg
     obs = latency_observation(cfg)
     n_steps = cfg.inference.n_action_steps if cfg.inference.temporal_ensemble is None else 1
-    results: dict[str, dict] = {}
 
-    def chunk():
+    def chunk(runtime=None):
+        policy.runtime = runtime  # None: the PyTorch model
         return policy.predict_action_chunk(obs, torch.Generator().manual_seed(0))
 
-    if "eager" in rows or "onnx" in rows:
+    fns, extras = {}, {}
+    with tempfile.TemporaryDirectory(prefix="vggt_vla_latency_") as folder, contextlib.ExitStack() as stack:
         reference = chunk()
-    if "eager" in rows:
-        results["eager"] = time_calls(chunk, calls, warmup)
-    with tempfile.TemporaryDirectory(prefix="vggt_vla_latency_") as folder:
+        if "eager" in rows:
+            fns["eager"] = chunk
+        onnx = None
         if "onnx" in rows:
             from vggt_vla.export import export_graph
 
             export_s = export_graph(policy.model, cfg, Path(folder) / "policy.onnx")
-            policy.use_onnx(Path(folder) / "policy.onnx")
-            diff = float(np.abs(chunk() - reference).max())
-            results["onnx"] = {**time_calls(chunk, calls, warmup), "export_s": export_s, "max_abs_diff": diff}
+            onnx = policy.use_onnx(Path(folder) / "policy.onnx").runtime
+            diff = float(np.abs(chunk(onnx) - reference).max())
+            fns["onnx"] = lambda: chunk(onnx)
+            extras["onnx"] = {"export_s": export_s, "max_abs_diff": diff}
         if "server" in rows:
-            results["server"] = {**_serve_row(policy, obs, calls, warmup),
-                                 "backend": "onnx" if policy.runtime is not None else "eager"}
+            # The server on localhost around the fastest in-process backend (onnx, else eager),
+            # timed at the client: its encoding, the socket, the server's decoding and the Policy.
+            from vggt_vla.serving import PolicyClient, PolicyServer
+
+            server = PolicyServer(policy)
+            port = server.start("127.0.0.1", 0)
+            stack.callback(server.stop)
+            client = stack.enter_context(PolicyClient(f"ws://127.0.0.1:{port}"))
+
+            def served():
+                policy.runtime = onnx  # the server thread runs the policy while the client waits
+                return client.infer(obs)
+
+            fns["server"] = served
+            extras["server"] = {"backend": "onnx" if onnx is not None else "eager"}
+        results = time_interleaved(fns, calls, warmup) if fns else {}
+        for name, extra in extras.items():
+            results[name].update(extra)
         policy.runtime = None
     if "compile" in rows:
         try:
             policy.model.compile_blocks()
-            results["compile"] = time_calls(chunk, calls, warmup)
+            results["compile"] = time_interleaved({"compile": chunk}, calls, warmup)["compile"]
             results["compile"]["compile_s"] = results["compile"]["first_ms"] / 1e3
         except Exception as err:  # inductor needs a C++ compiler; report, do not stop the other rows
             results["compile"] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"}
