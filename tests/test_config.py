@@ -10,7 +10,7 @@ from vggt_vla.config import NAMED_CONFIGS, Config, ConfigError, config_from_dict
 def test_named_configs_load(name):
     cfg = load_config(name)
     assert isinstance(cfg, Config)
-    if name.startswith("libero_cpu"):  # scripted demonstrations generated here
+    if name.startswith("libero_"):  # scripted demonstrations generated here
         assert cfg.data.dataset_root.endswith("/lerobot") and cfg.sim.demos_per_task > 0
     elif name != "demo":  # the demo trains on the embedded dataset, not on LIBERO
         assert cfg.data.dataset_repo == "lerobot/libero_spatial_image"

@@ -190,13 +190,9 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert result.returncode == 2 and "other settings" in result.stderr and "image_size: 32" in result.stderr
 
 
-# The geometry variant is `heavy` only for CI's time: its parts run in CI in tests/test_libero_geometry.py
-# (recording) and tests/test_geometry_target.py (the loss in training).
-@pytest.mark.parametrize("config", ["libero_cpu", pytest.param("libero_cpu_geometry", marks=pytest.mark.heavy)])
-def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
-    """The libero_cpu pipeline end to end at toy size: 1 task, 2 demonstrations, 3 training steps,
-    1 closed-loop episode (the plumbing, not the success rate); and its variant with the geometry
-    recorded and learned from."""
+def toy_quick_start(tmp_path, config: str, *settings: str):
+    """quick_start.sh on `config` at toy size: 2 demonstrations per task, 3 training steps at 32 px,
+    1 closed-loop episode per task capped at 30 steps; `settings`: more --set values."""
     import os
     import subprocess
 
@@ -204,15 +200,26 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
     args = ["bash", "scripts/quick_start.sh", f"configs/train_{config}.yaml",
             "--dataset_root", str(tmp_path / "demos" / "lerobot"), "--log_dir", str(tmp_path / "logs"),
             "--max_steps", "3", "--batch_size", "4", "--no_progress",
-            "--set", "sim.tasks=[0]", "--set", "sim.demos_per_task=2", "--set", "sim.eval_episodes_per_task=1",
+            "--set", "sim.demos_per_task=2", "--set", "sim.eval_episodes_per_task=1",
             "--set", "sim.camera_size=32", "--set", "model.vision.image_size=32", "--set", "model.vision.patch_size=8",
             "--set", "train.warmup_steps=1", "--set", "train.save_every=3", "--set", "train.eval_every=0",
-            "--set", "train.image_every=0", "--set", "data.val_fraction=0",
-            # robustness scoring: one perturbed-suite episode and one with the camera moved
-            "--set", "sim.robustness_suites=[libero_spatial_swap]", "--set", "sim.robustness_episodes_per_task=1",
-            "--set", "sim.eval_camera_shift=[0.05,5]", "--set", "sim.eval_max_steps=30"]  # 3 episodes of 30 steps
-    out = subprocess.run(args, cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
-                         text=True, timeout=900)
+            "--set", "train.image_every=0", "--set", "data.val_fraction=0", "--set", "sim.eval_max_steps=30"]
+    for setting in settings:
+        args += ["--set", setting]
+    return subprocess.run(args, cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                          text=True, timeout=900)
+
+
+# The geometry variant is `heavy` only for CI's time: its parts run in CI in tests/test_libero_geometry.py
+# (recording) and tests/test_geometry_target.py (the loss in training).
+@pytest.mark.parametrize("config", ["libero_cpu", pytest.param("libero_cpu_geometry", marks=pytest.mark.heavy)])
+def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
+    """The libero_cpu pipeline end to end at toy size: 1 task, 2 demonstrations, 3 training steps,
+    1 closed-loop episode (the plumbing, not the success rate); and its variant with the geometry
+    recorded and learned from."""
+    # robustness scoring: one perturbed-suite episode and one with the camera moved (3 episodes in all)
+    out = toy_quick_start(tmp_path, config, "sim.tasks=[0]", "sim.robustness_suites=[libero_spatial_swap]",
+                          "sim.robustness_episodes_per_task=1", "sim.eval_camera_shift=[0.05,5]")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for stage in ("model report", "data", "training", "evaluation"):
         assert f"-- {stage} took" in out.stdout
@@ -230,3 +237,18 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
     assert result["settings"]["camera_shift"] == [0.05, 5.0]
     metrics = (tmp_path / "logs" / config / "metrics.jsonl").read_text()
     assert ("train/geometry_loss" in metrics) == (config == "libero_cpu_geometry")
+
+
+@pytest.mark.parametrize("config,suite,task", [("libero_object_cpu", "libero_object", 1),
+                                               ("libero_goal_cpu", "libero_goal", 7)])
+def test_quick_start_runs_the_other_suites(tmp_path, config, suite, task):
+    """libero_object's and libero_goal's one command at toy size, on one task each: the scripted
+    expert's demonstrations of that suite, training, one closed-loop episode with its table."""
+    out = toy_quick_start(tmp_path, config, f"sim.tasks=[{task}]")
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "libero overall:" in out.stdout
+    summary = json.loads((tmp_path / "demos" / "expert_success.json").read_text())
+    assert summary["episodes"] == 2 and summary["suite"] == suite
+    result = json.loads((tmp_path / "logs" / config / f"eval_{suite}.json").read_text())
+    assert result["episodes"] == 1 and result["errors"] == 0 and result["settings"]["suite"] == suite
+    assert result["per_task"][0]["task"] == task

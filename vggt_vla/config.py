@@ -48,6 +48,8 @@ NAMED_CONFIGS = {
     "full": "train_full.yaml",
     "demo": "train_demo.yaml",
     "libero_cpu": "train_libero_cpu.yaml",
+    "libero_object_cpu": "train_libero_object_cpu.yaml",
+    "libero_goal_cpu": "train_libero_goal_cpu.yaml",
     "vggt_align": "train_vggt_align.yaml",
     "libero_cpu_geo_baseline": "train_libero_cpu_geo_baseline.yaml",
     "libero_cpu_geometry": "train_libero_cpu_geometry.yaml",
