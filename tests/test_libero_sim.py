@@ -192,7 +192,8 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
 
 def toy_quick_start(tmp_path, config: str, *settings: str):
     """quick_start.sh on `config` at toy size: 2 demonstrations per task, 3 training steps at 32 px,
-    1 closed-loop episode per task capped at 30 steps; `settings`: more --set values."""
+    1 closed-loop episode per task capped at 30 steps, one simulator process; `settings`: more
+    --set values."""
     import os
     import subprocess
 
@@ -203,7 +204,8 @@ def toy_quick_start(tmp_path, config: str, *settings: str):
             "--set", "sim.demos_per_task=2", "--set", "sim.eval_episodes_per_task=1",
             "--set", "sim.camera_size=32", "--set", "model.vision.image_size=32", "--set", "model.vision.patch_size=8",
             "--set", "train.warmup_steps=1", "--set", "train.save_every=3", "--set", "train.eval_every=0",
-            "--set", "train.image_every=0", "--set", "data.val_fraction=0", "--set", "sim.eval_max_steps=30"]
+            "--set", "train.image_every=0", "--set", "data.val_fraction=0", "--set", "sim.eval_max_steps=30",
+            "--set", "sim.workers=1"]  # a second simulator process costs more than it saves here
     for setting in settings:
         args += ["--set", setting]
     return subprocess.run(args, cwd=root, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True,
