@@ -48,6 +48,8 @@ def main(argv=None) -> int:
                         help="no anti-aliasing/reflections; evaluate with --fast_render too")
     parser.add_argument("--action_noise", type=float, default=0.0,
                         help="noise on the executed actions (the expert's are recorded): recovery data")
+    parser.add_argument("--action_noise_correlation", type=float, default=0.0,
+                        help="c in n_t = c n_(t-1) + N(0, action_noise^2): 0 independent, near 1 drifting noise")
     parser.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
     parser.add_argument("--seed", type=int, help="first episode seed (default: 1000000 sampled, 0 benchmark)")
     parser.add_argument("--overwrite", action="store_true", help="delete OUT and start over")
@@ -74,7 +76,9 @@ def main(argv=None) -> int:
         summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks,
                                         episodes_per_task=args.episodes_per_task, fmt=args.format,
                                         image_size=args.image_size, fast_render=args.fast_render,
-                                        action_noise=args.action_noise, workers=args.workers, seed=args.seed,
+                                        action_noise=args.action_noise,
+                                        action_noise_correlation=args.action_noise_correlation,
+                                        workers=args.workers, seed=args.seed,
                                         init_states=args.init_states, overwrite=args.overwrite,
                                         geometry=args.geometry, rerender=args.rerender)
     except (ValueError, FileExistsError, ImportError) as err:

@@ -176,9 +176,14 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert len(saved) == 1
     before = saved[0].stat().st_mtime_ns
     rows_before = json.loads((out / "lerobot" / "meta" / "info.json").read_text())["total_frames"]
-    # An interrupted run: the expert episodes are on disk, the datasets are not finished.
+    # An interrupted run: the expert episodes are on disk, the datasets are not finished. It was
+    # written before action_noise_correlation existed (its settings lack the key): still resumable.
     (out / "expert_success.json").unlink()
     shutil.rmtree(out / "lerobot")
+    settings_file = out / "episodes" / "settings.json"
+    settings = json.loads(settings_file.read_text())
+    assert settings.pop("action_noise_correlation") == 0.0
+    settings_file.write_text(json.dumps(settings))
     args = ["scripts/generate_libero_demos.py", "--tasks", "0", "--episodes_per_task", "1", "--format", "both",
             "--image_size", "32", "--fast_render", "--out", str(out)]
     result = run(*args)
@@ -188,6 +193,10 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert json.loads((out / "expert_success.json").read_text())["kept"] == 1
     result = run(*args[:-5], "--image_size", "48", "--fast_render", "--out", str(out))
     assert result.returncode == 2 and "other settings" in result.stderr and "image_size: 32" in result.stderr
+    result = run(*args, "--action_noise", "0.1", "--action_noise_correlation", "0.8")
+    assert result.returncode == 2 and "action_noise_correlation: 0.0 there, 0.8 asked" in result.stderr
+    result = run(*args[:-2], "--out", str(tmp_path / "new"), "--action_noise_correlation", "1.0")
+    assert result.returncode == 2 and "action_noise_correlation 1.0 in [0, 1)" in result.stderr
 
 
 def toy_quick_start(tmp_path, config: str, *settings: str):

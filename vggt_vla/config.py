@@ -669,6 +669,8 @@ class SimConfig:
     # Gaussian noise on the executed actions of these demonstrations (the expert's are recorded):
     # recovery data (generate_libero_demos.py --action_noise).
     demo_action_noise: float = 0.0
+    # Its correlation from step to step (--action_noise_correlation): 0 independent, near 1 drifting.
+    demo_action_noise_correlation: float = 0.0
     # Record each camera's depth and intrinsics/extrinsics with the demonstrations (generate_libero_demos
     # --geometry): the targets of model.geometry_target.
     demo_geometry: bool = False
@@ -703,6 +705,7 @@ class SimConfig:
         _check(self.camera_size is None or self.camera_size > 0, "sim.camera_size must be > 0 or null")
         _check(self.demos_per_task >= 0, "sim.demos_per_task must be >= 0")
         _check(self.demo_action_noise >= 0, "sim.demo_action_noise must be >= 0")
+        _check(0 <= self.demo_action_noise_correlation < 1, "sim.demo_action_noise_correlation must be in [0, 1)")
         _check_positive("sim.eval_episodes_per_task", self.eval_episodes_per_task)
         _check_positive("sim.workers", self.workers)
         _check(self.demos_per_task == 0 or self.name == "libero",

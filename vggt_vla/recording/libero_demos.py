@@ -38,9 +38,14 @@ from vggt_vla.sim.libero_expert import LiberoExpert
 from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
+# Settings a generation records that older generations lack, with the value they had then.
+SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0}
+
+
 def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Optional[int], *,
-                          action_noise: float = 0.0, rng: Optional[np.random.Generator] = None,
-                          seed: Optional[int] = None, render: bool = True) -> Optional[dict]:
+                          action_noise: float = 0.0, action_noise_correlation: float = 0.0,
+                          rng: Optional[np.random.Generator] = None, seed: Optional[int] = None,
+                          render: bool = True) -> Optional[dict]:
     """One expert episode from `init_state` (None: a scene sampled from `seed`), as arrays with one
     row per control step (None if the expert failed). The simulation runs without cameras (far
     cheaper); with render=True the frames are rendered afterwards by replaying the saved MuJoCo
@@ -48,7 +53,12 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
 
     action_noise: Gaussian noise (in action units) added to the executed translation/rotation, while
     the expert's own action is recorded: the data then shows recoveries from slightly-off states.
+    action_noise_correlation: c in n_t = c * n_(t-1) + N(0, action_noise^2): 0 is independent noise
+    per step; near 1 the noise drifts, so the arm wanders off course for a while and the expert
+    brings it back (the demo env's pushes: docs/experiments/2026-12-01-demo-recipe.md).
     """
+    rng = rng or np.random.default_rng()
+    noise = np.zeros(6)
     obs = env.reset(init_state, seed=seed)
     expert.reset()
     rows: dict[str, list] = {k: [] for k in ("sim_state", "state", "action", "eef_pos", "eef_quat", "gripper",
@@ -65,7 +75,8 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
         rows["action"].append(action)
         executed = action.astype(np.float64)
         if action_noise > 0:
-            executed[:6] += (rng or np.random.default_rng()).normal(0.0, action_noise, size=6)
+            noise = action_noise_correlation * noise + rng.normal(0.0, action_noise, size=6)
+            executed[:6] += noise
         obs, _ = env.step(executed)
     if not env.success:
         return None
@@ -117,6 +128,7 @@ def _simulate_job(job: tuple[Episode, str]) -> bool:
     if s.get("expert_env") is not env:
         s["expert"], s["expert_env"] = LiberoExpert(env), env
     demo = record_libero_episode(env, s["expert"], episode.init_state, action_noise=s["action_noise"],
+                                 action_noise_correlation=s["action_noise_correlation"],
                                  rng=np.random.default_rng(episode.seed), seed=episode.seed, render=False)
     arrays = {"success": np.array(demo is not None), "task": np.array(episode.task)}
     if demo is not None:
@@ -140,7 +152,8 @@ def _render_job(job: tuple[int, str]) -> dict:
 
 def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
                           episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
-                          fast_render: bool = False, action_noise: float = 0.0, workers: int = 1,
+                          fast_render: bool = False, action_noise: float = 0.0,
+                          action_noise_correlation: float = 0.0, workers: int = 1,
                           seed: Optional[int] = None, init_states: str = "sampled", overwrite: bool = False,
                           geometry: bool = False, rerender: bool = False, progress: bool = True) -> dict:
     """Run the expert on `episodes_per_task` scenes of each task, keep the episodes it solved and
@@ -169,6 +182,9 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
         raise ValueError(f"format {fmt!r}: choose lerobot, libero_hdf5 or both")
     if init_states not in INIT_STATES:
         raise ValueError(f"init_states {init_states!r}: choose from {list(INIT_STATES)}")
+    if action_noise < 0 or not 0 <= action_noise_correlation < 1:
+        raise ValueError(f"action_noise {action_noise} must be >= 0 and action_noise_correlation "
+                         f"{action_noise_correlation} in [0, 1)")
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
     if init_states == "sampled":
         seed = DEMO_SEED if seed is None else seed
@@ -181,7 +197,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     versions = simulator_versions()  # physics and rendering differ between MuJoCo releases
     settings = {"suite": suite, "tasks": tasks, "episodes_per_task": episodes_per_task, "format": fmt,
                 "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
-                "init_states": init_states, "seed": seed,
+                "action_noise_correlation": action_noise_correlation, "init_states": init_states, "seed": seed,
                 "simulator_versions": versions}
     root = Path(out)
     done_file = root / "expert_success.json"
@@ -203,7 +219,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="expert episodes", disable=not progress,
                dynamic_ncols=True, mininterval=0.2 if sys.stderr.isatty() else 30)
     worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
-                       "geometry": geometry}
+                       "action_noise_correlation": action_noise_correlation, "geometry": geometry}
     for _ in map_jobs(_simulate_job, todo, workers, _libero_worker_init, (worker_settings,)):
         bar.update(1)
     bar.close()
@@ -286,6 +302,7 @@ def _claim_libero_output(root: Path, settings: dict, overwrite: bool) -> Path:
         shutil.rmtree(root)
     if settings_file.exists():
         have = json.loads(settings_file.read_text())
+        have = {**SETTINGS_ADDED_LATER, **have}  # generations written before a setting existed
         diff = [f"{k}: {have.get(k)!r} there, {v!r} asked" for k, v in settings.items() if have.get(k) != v]
         if diff:
             raise FileExistsError(f"{root} holds a generation with other settings ({'; '.join(diff)}); pass "
