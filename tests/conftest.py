@@ -20,6 +20,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from vggt_vla.config import Config, config_from_dict  # noqa: E402
 from vggt_vla.models.summary import dummy_batch  # noqa: E402
+from vggt_vla.sim.libero import INSTALL_HINT  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -39,15 +40,10 @@ def _libero_missing():
     return None
 
 
-def _needs_libero():
-    from vggt_vla.sim.libero import INSTALL_HINT
-
-    missing = _libero_missing()
-    return pytest.mark.skipif(missing is not None, reason=f"LIBERO is not installed: {missing} ({INSTALL_HINT})")
-
-
 # `pytestmark = needs_libero` in a test module skips it, saying why, where the simulator is missing.
-needs_libero = _needs_libero()
+_LIBERO_MISSING = _libero_missing()
+needs_libero = pytest.mark.skipif(_LIBERO_MISSING is not None,
+                                  reason=f"LIBERO is not installed: {_LIBERO_MISSING} ({INSTALL_HINT})")
 
 
 def run_script(*args, timeout=600, **env):

@@ -525,8 +525,7 @@ def latency(cfg: Optional[Config] = None, checkpoint: Optional[str] = None, call
             fns["onnx"] = lambda: chunk(onnx)
             extras["onnx"] = {"export_s": export_s, "max_abs_diff": diff}
         if "server" in rows:
-            # The server on localhost around the fastest in-process backend (onnx, else eager),
-            # timed at the client: its encoding, the socket, the server's decoding and the Policy.
+            # timed at the client: its encoding, the socket, the server's decoding and the Policy
             from vggt_vla.serving import PolicyClient, PolicyServer
 
             server = PolicyServer(policy)

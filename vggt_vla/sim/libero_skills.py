@@ -58,7 +58,6 @@ class Push:
     def __init__(self, expert: "LiberoExpert", obj: str, goal: np.ndarray, tolerance: float):
         self.x, self.obj, self.goal, self.tolerance = expert, obj, np.asarray(goal, dtype=np.float64)[:2], tolerance
         self.phase, self.t = "rise", 0
-        self.tries = 0
         self.behind, self.across = True, True
 
     def _goto(self, phase: str) -> None:
@@ -119,7 +118,6 @@ class Push:
         normal = np.array([-d[1], d[0]])
         lost = (pos[:2] - start) @ d > PUSH_LOST  # ran ahead: the object did not come along
         if done or lost or abs((pos[:2] - origin) @ normal) > PUSH_LATERAL:
-            self.tries += 1
             self._goto("rise")
             return self.x._move(pos, pos + np.array([0.0, 0.0, 0.05]), CLOSE)
         remaining = float(np.linalg.norm(self.goal - origin))
