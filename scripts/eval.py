@@ -7,6 +7,7 @@
     python scripts/eval.py --checkpoint logs/demo --probe_modalities            # which inputs it uses
     python scripts/eval.py --checkpoint logs/demo --sim demo --ablate images    # a control: blind it
     python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
+    python scripts/eval.py --checkpoint logs/libero --sim libero --episodes 10 --first_state 10   # states 10-19
     python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
     python scripts/eval.py --sim demo --policy random --episodes 200           # the chance level
     python scripts/eval.py --sim demo --server ws://localhost:8000              # through a policy server
@@ -72,8 +73,12 @@ def main(argv=None) -> int:
                       help="run the policy of a running scripts/serve_policy.py (its checkpoint, the same episodes "
                            "and seeds) instead of loading --checkpoint here")
     loop.add_argument("--episodes", "--episodes_per_task", dest="episodes", type=int, default=50,
-                      help="episodes per task (the demo has one task; LIBERO: initial states 0..N-1 of each task)")
+                      help="episodes per task (the demo has one task; LIBERO: initial states 0..N-1 of each task, "
+                           "from --first_state)")
     loop.add_argument("--seed", type=int, help="first episode seed (default: the simulator's, disjoint from its data)")
+    loop.add_argument("--first_state", type=int, default=0,
+                      help="LIBERO: start from initial states FIRST..FIRST+N-1 of each task (default 0, the "
+                           "benchmark's usual ten; 10 gives a second, disjoint set)")
     loop.add_argument("--suite", help="task suite (LIBERO; default libero_spatial)")
     loop.add_argument("--tasks", help="comma-separated task ids (default: all tasks of the suite)")
     loop.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
@@ -179,6 +184,8 @@ def main(argv=None) -> int:
         name = f"eval_{args.suite or args.sim}" + "".join("_no_" + a for a in args.ablate)  # eval_libero_spatial
         if args.camera_shift is not None:
             name += "_camera_{:g}m_{:g}deg".format(*args.camera_shift)
+        if args.first_state:
+            name += f"_states{args.first_state}-{args.first_state + args.episodes - 1}"  # eval_libero_spatial_states10-19
         if args.server:  # the server's run directory may be on another machine
             default_json = Path(f"{name}_server.json")
         else:
@@ -191,7 +198,8 @@ def main(argv=None) -> int:
         try:
             spec = ClosedLoopSpec(sim=args.sim, policy=args.policy if policy is None else policy.checkpoint_path,
                                   server=args.server,
-                                  episodes_per_task=args.episodes, tasks=tasks, seed=args.seed, suite=args.suite,
+                                  episodes_per_task=args.episodes, tasks=tasks, seed=args.seed,
+                                  first_state=args.first_state, suite=args.suite,
                                   workers=args.workers, camera_size=args.camera_size, fast_render=args.fast_render,
                                   max_steps=args.max_steps, camera_shift=args.camera_shift,
                                   ablate=tuple(args.ablate), video_dir=args.videos,

@@ -102,6 +102,10 @@ def test_spec_rejects_what_it_cannot_run(line_sim):
         closed_loop_eval(ClosedLoopSpec(sim="line", workers=2), policy=Stubborn())
     with pytest.raises(ValueError, match="fast_render"):
         closed_loop_eval(ClosedLoopSpec(sim="demo", episodes_per_task=1, fast_render=True), progress=False)
+    with pytest.raises(ValueError, match="no fixed initial states.*--seed"):
+        closed_loop_eval(ClosedLoopSpec(sim="demo", episodes_per_task=1, first_state=10), progress=False)
+    with pytest.raises(ValueError, match="first_state=-1 must be >= 0"):
+        ClosedLoopSpec(sim="demo", first_state=-1)
 
 
 def test_random_actions_are_drawn_per_episode_seed(line_sim):

@@ -100,6 +100,10 @@ def test_geometry_rows_share_data_and_robustness_scoring():
         cfg = load_config(row)
         assert cfg.data == base.data and cfg.sim == base.sim and cfg.train.max_steps == base.train.max_steps
         assert cfg.model != base.model
+    # quick_start trains the alignment row's missing teacher at the small preset: the row must
+    # describe that architecture, or loading the teacher it just trained would be refused.
+    from vggt_vla.models.vggt import SMALL_KWARGS
+    assert load_config("libero_cpu_vggt_align").model.geometry_alignment.aggregator_kwargs == SMALL_KWARGS
     with pytest.raises(ConfigError, match=r"sim.eval_camera_shift must be \[metres, degrees\]"):
         load_config("libero_cpu", ["sim.eval_camera_shift=[0.05]"])
     with pytest.raises(ConfigError, match="robustness_suites are LIBERO suites"):

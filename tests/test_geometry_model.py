@@ -11,8 +11,10 @@ from conftest import run_script, tiny_config
 from test_geometry_target import _write_geometry_dataset
 from vggt_vla.data.geometry import pose_target
 
-# A tiny preset of the port (28 px frames, 2 x 2 patches of 14), conv patchifier like SMALL_KWARGS.
-TINY = dict(img_size=28, patch_size=14, embed_dim=32, depth=1, num_heads=2, patch_embed="conv")
+# A tiny preset of the port (28 px frames, 2 x 2 patches of 14), with SMALL_KWARGS's kind of
+# patchifier: DINOv2's, cut to one block.
+TINY = dict(img_size=28, patch_size=14, embed_dim=32, depth=1, num_heads=2,
+            patch_embed="dinov2_vits14_reg", vit_embed_dim=32, vit_depth=1, vit_num_heads=2)
 
 
 def test_pose_target_is_the_relative_camera_pose():

@@ -151,7 +151,28 @@ def test_eval_rejects_bad_libero_arguments(tmp_path):
     assert out.returncode == 2 and "--policy scripted" in out.stderr
     out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task", "51",
               "--json", str(tmp_path / "x.json"))
-    assert out.returncode != 0 and "50 initial states" in out.stderr
+    assert out.returncode == 2 and "has states 0..49" in out.stderr
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task", "10",
+              "--first_state", "45", "--json", str(tmp_path / "x.json"))
+    assert out.returncode == 2 and "initial states 45..54" in out.stderr and "has states 0..49" in out.stderr
+
+
+def test_second_set_of_initial_states_is_disjoint_from_the_first(tmp_path):
+    """--first_state 10: the benchmark's states 10-19, each with its own episode seed, so a second
+    score shares neither a scene nor a seed with the usual states 0-9."""
+    from vggt_vla.sim.libero import libero_episodes
+    from vggt_vla.sim.protocol import EnvOptions
+
+    usual = libero_episodes(EnvOptions(), [0, 3], 10, None)
+    second = libero_episodes(EnvOptions(), [0, 3], 10, None, first_state=10)
+    assert [e.init_state for e in second if e.task == 3] == list(range(10, 20))
+    assert {(e.task, e.init_state) for e in usual}.isdisjoint({(e.task, e.init_state) for e in second})
+    assert {e.seed for e in usual}.isdisjoint({e.seed for e in second})
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task", "1",
+              "--first_state", "10", "--max_steps", "2", "--json", str(tmp_path / "s.json"))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "s.json").read_text())
+    assert result["settings"]["first_state"] == 10 and result["episode_records"][0]["seed"] == 10
 
 
 def test_sampled_scenes_differ_by_seed_and_repeat(env):

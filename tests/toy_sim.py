@@ -65,7 +65,9 @@ class LineExpert:
         return np.array([np.clip((goal - x) / 0.1, -1, 1), 0, 0, 0, 0, 0, -1], np.float32)
 
 
-def episodes(options: EnvOptions, tasks, per_task: int, seed) -> list[Episode]:
+def episodes(options: EnvOptions, tasks, per_task: int, seed, first_state: int = 0) -> list[Episode]:
+    if first_state:
+        raise ValueError("the line env has no fixed initial states")
     first = 7 if seed is None else seed
     return [Episode(seed=first + 100 * t + k, task=t) for t in (tasks or [0, 1]) for k in range(per_task)]
 

@@ -62,6 +62,7 @@ class ClosedLoopSpec:
     episodes_per_task: int = 50          # the demo: episodes; LIBERO: initial states 0..N-1 of each task
     tasks: Optional[list[int]] = None    # task ids (None: every task of the suite)
     seed: Optional[int] = None           # first episode seed (None: the simulator's default)
+    first_state: int = 0                 # LIBERO: start from initial states first_state.. (10: a second set)
     suite: Optional[str] = None          # task suite (None: the simulator's default)
     workers: int = 1                     # parallel processes
     camera_size: Optional[int] = None    # render resolution (None: the simulator's default)
@@ -88,6 +89,8 @@ class ClosedLoopSpec:
         if self.server and (self.ablate or self.policy in BUILT_IN_POLICIES):
             raise ValueError("a policy server runs its checkpoint as it is: set policy to that checkpoint (eval.py "
                              "takes it from the server) and drop ablate (an in-process control)")
+        if self.first_state < 0:
+            raise ValueError(f"first_state={self.first_state} must be >= 0")
         if self.workers < 1 or self.episodes_per_task < 1:
             raise ValueError(f"workers={self.workers} and episodes_per_task={self.episodes_per_task} must be >= 1")
         if self.camera_size is not None and self.camera_size <= 0:
@@ -256,7 +259,7 @@ def closed_loop_eval(spec: ClosedLoopSpec, policy=None, progress: bool = True) -
         raise FileNotFoundError(f"checkpoint {spec.policy!r} does not exist; pass a run directory or .pt file, "
                                 f"or --policy scripted")
     sim = SIMULATORS[spec.sim]
-    episodes = sim.episodes(spec.env_options, spec.tasks, spec.episodes_per_task, spec.seed)
+    episodes = sim.episodes(spec.env_options, spec.tasks, spec.episodes_per_task, spec.seed, spec.first_state)
     jobs, per_task_so_far = [], Counter()
     for ep in episodes:  # videos of the first videos_per_task episodes of each task
         filmed = spec.video_dir is not None and per_task_so_far[ep.task] < spec.videos_per_task

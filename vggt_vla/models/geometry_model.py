@@ -56,10 +56,10 @@ class GeometryModel(nn.Module):
             "pose": nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Linear(width, 7)),
         })
         # A learned point/depth map per pixel, for frame 0 and for the other frames (VGGT's own split
-        # of its camera tokens), that the tokens correct. The tokens carry position only through
-        # RoPE (the conv patchifier has no position embedding); without this map a linear head
-        # must rebuild a fixed camera's whole depth layout from them, and scores below the
-        # training frames' mean map (docs/experiments/2026-12-03-geometry.md).
+        # of its camera tokens), that the tokens correct. With a bare conv patchifier the tokens
+        # carry position only through RoPE, and without this map a linear head, which must rebuild
+        # a fixed camera's whole depth layout from them, scored below the training frames' mean
+        # map (docs/experiments/2026-12-03-geometry.md); the DINOv2 patchifier was measured with it.
         size = aggregator_kwargs.get("img_size", 518)
         self.heads["pixel_prior"] = nn.ParameterDict({"maps": nn.Parameter(torch.zeros(2, size, size, 4))})
 

@@ -309,8 +309,11 @@ EVAL_SEEDS = range(100_000, 100_100)  # disjoint from the dataset's seeds (0..nu
 
 
 def demo_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: int,
-                  seed: Optional[int]) -> list[Episode]:
+                  seed: Optional[int], first_state: int = 0) -> list[Episode]:
     """Episode k: a scene drawn from seed `seed + k` (default: EVAL_SEEDS, beyond the dataset's)."""
+    if first_state:
+        raise ValueError("the demo env has no fixed initial states (each episode draws its scene from its "
+                         "seed); drop --first_state and pass --seed for other scenes")
     if options.suite not in (None, "demo"):
         raise ValueError(f"the demo env has no suite {options.suite!r}; drop --suite")
     if tasks not in (None, [0]):

@@ -439,18 +439,20 @@ DEFAULT_SUITE = "libero_spatial"
 
 
 def libero_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: int,
-                    seed: Optional[int]) -> list[Episode]:
-    """Initial states 0..per_task-1 of each task (default: every task of the suite), episode k of
-    task t seeded `seed + 1000 t + k` (seed default 0). Checks that the tasks have that many."""
+                    seed: Optional[int], first_state: int = 0) -> list[Episode]:
+    """Initial states first_state..first_state+per_task-1 of each task (default: every task of the
+    suite; states 0-9 are the benchmark's usual ten, 10-19 a disjoint second set), the episode from
+    state k of task t seeded `seed + 1000 t + k` (seed default 0). Checks that the tasks have them."""
     suite = options.suite or DEFAULT_SUITE
     tasks = list(range(num_tasks(suite))) if tasks is None else list(tasks)
     for t in tasks:
         count = len(load_task(suite, t).init_states)
-        if not 1 <= per_task <= count:
-            raise ValueError(f"episodes_per_task={per_task}: {suite} task {t} has {count} initial states, "
-                             f"so use 1..{count}")
+        if per_task < 1 or first_state < 0 or first_state + per_task > count:
+            raise ValueError(f"initial states {first_state}..{first_state + per_task - 1} (first state {first_state}, "
+                             f"episodes_per_task={per_task}): {suite} task {t} has states 0..{count - 1}")
     first = 0 if seed is None else seed
-    return [Episode(seed=first + 1000 * t + k, task=t, init_state=k) for t in tasks for k in range(per_task)]
+    states = range(first_state, first_state + per_task)
+    return [Episode(seed=first + 1000 * t + k, task=t, init_state=k) for t in tasks for k in states]
 
 
 # Demonstrations start from sampled scenes seeded from here on: evaluation's seeds (0 + 1000 t + k)

@@ -88,8 +88,9 @@ class Simulator:
     it is pickled to the worker processes."""
 
     name: str
-    # (options, tasks or None for all, episodes per task, first seed or None) -> the episodes to run
-    episodes: Callable[[EnvOptions, Optional[list[int]], int, Optional[int]], list[Episode]]
+    # (options, tasks or None for all, episodes per task, first seed or None, first fixed initial
+    # state) -> the episodes to run; a simulator without fixed initial states rejects a first state > 0
+    episodes: Callable[[EnvOptions, Optional[list[int]], int, Optional[int], int], list[Episode]]
     make_env: Callable[[EnvOptions, int], ClosedLoopEnv]   # (options, task id) -> env
     make_expert: Callable[[ClosedLoopEnv], Actor]          # the privileged scripted expert of an env
     versions: Callable[[], dict]                           # package versions recorded with results

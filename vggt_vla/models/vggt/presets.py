@@ -44,14 +44,18 @@ def vggt_1b(**overrides) -> Aggregator:
 
 
 # A small aggregator trained here from recorded demonstration geometry (scripts/train_geometry_model.py):
-# a bare conv patchifier instead of the DINOv2 ViT, C = 128, 4 frame + 4 global blocks, 112 px frames
-# (an 8 x 8 patch grid, the libero_cpu policy's). Configs that load its checkpoint set
-# aggregator_kwargs to these values (the checkpoint's config.json records them).
-SMALL_KWARGS = dict(img_size=112, patch_size=14, embed_dim=128, depth=4, num_heads=4, patch_embed="conv")
+# C = 128, 4 frame + 4 global blocks, 112 px frames (an 8 x 8 patch grid, the libero_cpu policy's),
+# behind VGGT-1B's DINOv2 patchifier cut to 2 blocks of width 128. That patchifier's learned position
+# embedding is why it is kept: against a bare conv one it lowered held-out depth AbsRel by ~0.02 and
+# the point error by 2.5-3.6 cm on two seeds (docs/experiments/2026-12-03-geometry.md, 2026-12-07).
+# Configs that load its checkpoint set aggregator_kwargs to these values (the checkpoint's
+# config.json records them, and loading refuses a mismatch).
+SMALL_KWARGS = dict(img_size=112, patch_size=14, embed_dim=128, depth=4, num_heads=4,
+                    patch_embed="dinov2_vits14_reg", vit_embed_dim=128, vit_depth=2, vit_num_heads=4)
 
 
 def vggt_small(**overrides) -> Aggregator:
-    """The small aggregator (SMALL_KWARGS, with overrides): VGGT-1B's architecture at ~1.6 M parameters."""
+    """The small aggregator (SMALL_KWARGS, with overrides): VGGT-1B's architecture at ~2 M parameters."""
     return vggt_1b(**{**SMALL_KWARGS, **overrides})
 
 
