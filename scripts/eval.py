@@ -88,6 +88,9 @@ def main(argv=None) -> int:
     loop.add_argument("--fast_render", action="store_true",
                       help="LIBERO: no anti-aliasing/reflections (cheaper on a CPU); on by default when the "
                            "checkpoint config's sim.fast_render is (its demos were rendered so)")
+    loop.add_argument("--max_mesh_faces", type=int,
+                      help="LIBERO: render simplified copies of the visual meshes above this many triangles "
+                           "(default: the checkpoint config's sim.max_mesh_faces, which its demos were rendered with)")
     loop.add_argument("--max_steps", type=int, help="policy steps per episode (default: the simulator's cap)")
     loop.add_argument("--camera_shift", type=_camera_shift, metavar="METRES,DEGREES",
                       help="viewpoint perturbation (LIBERO): move the agent-view camera sideways by METRES and "
@@ -172,6 +175,8 @@ def main(argv=None) -> int:
         if sim_cfg.get("name") == args.sim:
             args.camera_size = args.camera_size or sim_cfg["camera_size"]
             args.fast_render = args.fast_render or sim_cfg["fast_render"]
+            if args.max_mesh_faces is None:
+                args.max_mesh_faces = sim_cfg.get("max_mesh_faces")  # older checkpoints lack it: meshes as shipped
             args.suite = args.suite or sim_cfg["suite"]
         # The loaded policy's settings (flags over its checkpoint's inference: section), passed on so
         # that spawned workers run, and the results record, what this process runs.
@@ -201,6 +206,7 @@ def main(argv=None) -> int:
                                   episodes_per_task=args.episodes, tasks=tasks, seed=args.seed,
                                   first_state=args.first_state, suite=args.suite,
                                   workers=args.workers, camera_size=args.camera_size, fast_render=args.fast_render,
+                                  max_mesh_faces=args.max_mesh_faces,
                                   max_steps=args.max_steps, camera_shift=args.camera_shift,
                                   ablate=tuple(args.ablate), video_dir=args.videos,
                                   videos_per_task=args.videos_per_task, device=args.device, **inference)

@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     parser.add_argument("--image_size", type=int, help="camera resolution (default 256; 128 for libero_hdf5 alone)")
     parser.add_argument("--fast_render", action="store_true",
                         help="no anti-aliasing/reflections; evaluate with --fast_render too")
+    parser.add_argument("--max_mesh_faces", type=int,
+                        help="render simplified copies of the visual meshes above this many triangles (e.g. 2000: "
+                             "~2x faster rendering, physics unchanged); evaluation takes it from the checkpoint")
     parser.add_argument("--action_noise", type=float, default=0.0,
                         help="noise on the executed actions (the expert's are recorded): recovery data")
     parser.add_argument("--action_noise_correlation", type=float, default=0.0,
@@ -76,6 +79,7 @@ def main(argv=None) -> int:
         summary = generate_libero_demos(args.out, suite=args.suite, tasks=tasks,
                                         episodes_per_task=args.episodes_per_task, fmt=args.format,
                                         image_size=args.image_size, fast_render=args.fast_render,
+                                        max_mesh_faces=args.max_mesh_faces,
                                         action_noise=args.action_noise,
                                         action_noise_correlation=args.action_noise_correlation,
                                         workers=args.workers, seed=args.seed,

@@ -46,6 +46,7 @@ eval_args = sim_args + (["--max_steps", str(s.eval_max_steps)] if s.eval_max_ste
 gen_args = ["--episodes_per_task", str(s.demos_per_task), "--action_noise", str(s.demo_action_noise),
             "--action_noise_correlation", str(s.demo_action_noise_correlation)]
 gen_args += (["--image_size", str(s.camera_size)] if s.camera_size else []) + (["--fast_render"] if s.fast_render else [])
+gen_args += ["--max_mesh_faces", str(s.max_mesh_faces)] if s.max_mesh_faces else []
 gen_args += ["--geometry"] if s.demo_geometry else []
 values = {"LOG_DIR": c.train.log_dir, "EXP_NAME": c.train.exp_name, "DATA_ROOT": c.data.dataset_root or "",
           "DATA_REPO": c.data.dataset_repo or "", "SIM": s.name or "", "DEMOS": s.demos_per_task,

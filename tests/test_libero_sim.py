@@ -69,7 +69,7 @@ def test_env_step_moves_the_hand_and_replayed_frames_equal_live_ones(env):
 def demos(tmp_path_factory):
     out = tmp_path_factory.mktemp("libero_demos") / "ds"
     result = run("scripts/generate_libero_demos.py", "--tasks", "0", "--episodes_per_task", "1", "--format", "both",
-                 "--image_size", "32", "--fast_render", "--out", str(out))
+                 "--image_size", "32", "--fast_render", "--max_mesh_faces", "2000", "--out", str(out))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     return out
 
@@ -83,6 +83,7 @@ def test_generated_demos_load_identically_in_both_formats(demos):
 
     summary = json.loads((demos / "expert_success.json").read_text())
     assert summary["kept"] == 1 and summary["per_task"][0]["successes"] == 1 and summary["fast_render"]
+    assert summary["max_mesh_faces"] == 2000
     info = json.loads((demos / "lerobot" / "meta" / "info.json").read_text())
     assert info["codebase_version"] == "v3.0" and info["fps"] == 10
     assert info["features"]["observation.images.image"]["shape"] == [32, 32, 3]
@@ -114,6 +115,7 @@ def trained_on_demos(demos, tiny_qwen3, tmp_path_factory):
     cfg = config_from_dict({
         "model": dataclasses.asdict(model),
         "data": {"dataset_repo": "", "dataset_root": str(demos / "lerobot"), "num_workers": 0, "val_fraction": 0},
+        "sim": {"name": "libero", "camera_size": 32, "fast_render": True, "max_mesh_faces": 2000},  # as the demos
         "train": {"batch_size": 4, "max_steps": 3, "warmup_steps": 1, "log_every": 1, "eval_every": 0,
                   "save_every": 3, "image_every": 0, "device": "cpu", "log_dir": str(run_dir), "exp_name": "run"}})
     Trainer(cfg, progress=False).fit()
@@ -122,7 +124,7 @@ def trained_on_demos(demos, tiny_qwen3, tmp_path_factory):
 
 def test_eval_runs_a_checkpoint_in_libero(trained_on_demos, tmp_path):
     out = run("scripts/eval.py", "--checkpoint", str(trained_on_demos), "--sim", "libero", "--tasks", "0",
-              "--episodes_per_task", "1", "--max_steps", "6", "--camera_size", "32", "--fast_render",
+              "--episodes_per_task", "1", "--max_steps", "6",  # rendered as the demos: from the checkpoint's sim:
               "--videos", str(tmp_path / "videos"), "--json", str(tmp_path / "r.json"), "--device", "cpu")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     result = json.loads((tmp_path / "r.json").read_text())
@@ -130,7 +132,33 @@ def test_eval_runs_a_checkpoint_in_libero(trained_on_demos, tmp_path):
     episode = result["episode_records"][0]
     assert episode["steps"] == 6 and not episode["success"]  # 6 steps cannot solve the task
     assert result["settings"]["fast_render"] and result["checkpoint"].endswith(".pt")
+    assert result["settings"]["camera_size"] == 32 and result["settings"]["max_mesh_faces"] == 2000
     assert Path(episode["video"]).stat().st_size > 0
+
+
+def test_light_meshes_leave_the_physics_exactly_as_it_was(tmp_path):
+    """max_mesh_faces (sim/light_meshes.py): fewer mesh triangles to render, and the same
+    trajectory, state for state, under the same actions. (In its own process: two LIBERO envs in
+    one would share the rendering context of this module's env.)"""
+    code = """
+import json, sys
+import numpy as np
+from vggt_vla.sim.libero import LiberoEnv
+actions = np.random.default_rng(0).uniform(-1, 1, size=(15, 7))
+out = {}
+for faces in (None, 2000):
+    env = LiberoEnv("libero_spatial", 0, cameras=False, max_mesh_faces=faces)
+    env.reset(0)
+    for a in actions:
+        env.step(a)
+    out[str(faces)] = {"faces": int(env.sim.model.nmeshface), "state": env.sim_state().tolist()}
+    env.close()
+print(json.dumps(out))
+"""
+    result = run("-c", code, VGGT_VLA_CACHE=str(tmp_path / "cache"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    full, light = json.loads(result.stdout.strip().splitlines()[-1]).values()
+    assert light["faces"] < 0.6 * full["faces"] and light["state"] == full["state"]
 
 
 def test_eval_scripted_policy_reports_success(tmp_path):
@@ -206,7 +234,7 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert settings.pop("action_noise_correlation") == 0.0
     settings_file.write_text(json.dumps(settings))
     args = ["scripts/generate_libero_demos.py", "--tasks", "0", "--episodes_per_task", "1", "--format", "both",
-            "--image_size", "32", "--fast_render", "--out", str(out)]
+            "--max_mesh_faces", "2000", "--image_size", "32", "--fast_render", "--out", str(out)]
     result = run(*args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     assert saved[0].stat().st_mtime_ns == before  # resumed: the episode was not simulated again
@@ -214,6 +242,8 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert json.loads((out / "expert_success.json").read_text())["kept"] == 1
     result = run(*args[:-5], "--image_size", "48", "--fast_render", "--out", str(out))
     assert result.returncode == 2 and "other settings" in result.stderr and "image_size: 32" in result.stderr
+    result = run(*args, "--max_mesh_faces", "5000")  # rendered otherwise: refused, not mixed
+    assert result.returncode == 2 and "max_mesh_faces: 2000 there, 5000 asked" in result.stderr
     result = run(*args, "--action_noise", "0.1", "--action_noise_correlation", "0.8")
     assert result.returncode == 2 and "action_noise_correlation: 0.0 there, 0.8 asked" in result.stderr
     result = run(*args[:-2], "--out", str(tmp_path / "new"), "--action_noise_correlation", "1.0")
@@ -275,12 +305,14 @@ def test_quick_start_runs_the_libero_pipeline(tmp_path, config):
                                                ("libero_goal_cpu", "libero_goal", 7)])
 def test_quick_start_runs_the_other_suites(tmp_path, config, suite, task):
     """libero_object's and libero_goal's one command at toy size, on one task each: the scripted
-    expert's demonstrations of that suite, training, one closed-loop episode with its table."""
-    out = toy_quick_start(tmp_path, config, f"sim.tasks=[{task}]")
+    expert's demonstrations of that suite, training, one closed-loop episode with its table; the
+    demonstrations and the evaluation both rendered with simplified meshes (sim.max_mesh_faces)."""
+    out = toy_quick_start(tmp_path, config, f"sim.tasks=[{task}]", "sim.max_mesh_faces=2000")
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "libero overall:" in out.stdout
     summary = json.loads((tmp_path / "demos" / "expert_success.json").read_text())
-    assert summary["episodes"] == 2 and summary["suite"] == suite
+    assert summary["episodes"] == 2 and summary["suite"] == suite and summary["max_mesh_faces"] == 2000
     result = json.loads((tmp_path / "logs" / config / f"eval_{suite}.json").read_text())
     assert result["episodes"] == 1 and result["errors"] == 0 and result["settings"]["suite"] == suite
+    assert result["settings"]["max_mesh_faces"] == 2000
     assert result["per_task"][0]["task"] == task

@@ -43,6 +43,7 @@ from vggt_vla.constants import ACTION_NAMES
 from vggt_vla.data.mp4 import write_video
 from vggt_vla.parallel import map_jobs
 from vggt_vla.sim import demo_env, libero
+from vggt_vla.sim.light_meshes import check_max_mesh_faces
 from vggt_vla.sim.protocol import Actor, EnvOptions, Episode, Simulator
 
 SIMULATORS: dict[str, Simulator] = {"demo": demo_env.SIMULATOR, "libero": libero.SIMULATOR}
@@ -67,6 +68,7 @@ class ClosedLoopSpec:
     workers: int = 1                     # parallel processes
     camera_size: Optional[int] = None    # render resolution (None: the simulator's default)
     fast_render: bool = False            # cheaper rendering; must match the training data
+    max_mesh_faces: Optional[int] = None  # LIBERO: simplified visual meshes; must match the training data
     camera_shift: Optional[tuple[float, float]] = None  # agent view moved (metres, degrees); EnvOptions
     max_steps: Optional[int] = None      # policy steps per episode (None: the simulator's cap)
     ablate: tuple[str, ...] = ()         # a control: inputs hidden from the policy (AblatedInputs)
@@ -99,8 +101,9 @@ class ClosedLoopSpec:
             self.camera_shift = tuple(float(v) for v in self.camera_shift)
             if len(self.camera_shift) != 2 or not all(math.isfinite(v) for v in self.camera_shift):
                 raise ValueError(f"camera_shift={self.camera_shift}: give (metres, degrees), e.g. (0.05, 5)")
+        check_max_mesh_faces(self.max_mesh_faces)
         self.env_options = EnvOptions(suite=self.suite, camera_size=self.camera_size, fast_render=self.fast_render,
-                                      camera_shift=self.camera_shift,
+                                      camera_shift=self.camera_shift, max_mesh_faces=self.max_mesh_faces,
                                       max_steps=self.max_steps, cameras=self.policy not in BUILT_IN_POLICIES)
 
 

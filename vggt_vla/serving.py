@@ -180,7 +180,8 @@ class PolicyServer:
             "state_dim": model.state_dim, "action_dim": model.action_head.action_dim,
             "chunk_size": model.action_head.chunk_size, "n_action_steps": policy.n_action_steps,
             "temporal_ensemble": policy.temporal_ensemble_coeff,
-            "sim": {k: getattr(policy.cfg.sim, k) for k in ("name", "suite", "camera_size", "fast_render")}}
+            "sim": {k: getattr(policy.cfg.sim, k)
+                    for k in ("name", "suite", "camera_size", "fast_render", "max_mesh_faces")}}
         self.latency = LatencyLog(summary_every)
         # One worker: requests reach the model one at a time, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="policy")

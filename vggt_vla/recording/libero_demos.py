@@ -35,11 +35,12 @@ from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
 from vggt_vla.sim.libero import (DEMO_SEED, LiberoEnv, cached_env, libero_episodes, load_task, quat_to_axis_angle,
                                  sampled_episodes, simulator_versions)
 from vggt_vla.sim.libero_expert import LiberoExpert
+from vggt_vla.sim.light_meshes import check_max_mesh_faces
 from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
 # Settings a generation records that older generations lack, with the value they had then.
-SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0}
+SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0, "max_mesh_faces": None}
 
 
 def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Optional[int], *,
@@ -117,7 +118,8 @@ def _libero_worker_init(settings: dict) -> None:
 
 def _worker_env(task: int) -> LiberoEnv:
     s = _LIBERO_WORKER
-    return cached_env(s["suite"], task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"])
+    return cached_env(s["suite"], task, camera_size=s["image_size"], cameras=False, fast_render=s["fast_render"],
+                      max_mesh_faces=s["max_mesh_faces"])
 
 
 def _simulate_job(job: tuple[Episode, str]) -> bool:
@@ -152,8 +154,8 @@ def _render_job(job: tuple[int, str]) -> dict:
 
 def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
                           episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
-                          fast_render: bool = False, action_noise: float = 0.0,
-                          action_noise_correlation: float = 0.0, workers: int = 1,
+                          fast_render: bool = False, max_mesh_faces: Optional[int] = None,
+                          action_noise: float = 0.0, action_noise_correlation: float = 0.0, workers: int = 1,
                           seed: Optional[int] = None, init_states: str = "sampled", overwrite: bool = False,
                           geometry: bool = False, rerender: bool = False, progress: bool = True) -> dict:
     """Run the expert on `episodes_per_task` scenes of each task, keep the episodes it solved and
@@ -171,6 +173,9 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     from the saved episodes. Returns the expert's success per task, also written to
     out/expert_success.json, which marks the generation complete: called again, it returns that.
 
+    fast_render, max_mesh_faces: cheaper rendering (vggt_vla/sim/libero.py, sim/light_meshes.py);
+    recorded with the data, and evaluation must render the same way.
+
     geometry: also record each camera's depth and parameters (vggt_vla/data/geometry.py), from the
     same render pass. It is a rendering setting: a complete generation rendered otherwise is
     refused unless rerender=True, which renders the datasets again from the saved episodes (no new
@@ -185,6 +190,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     if action_noise < 0 or not 0 <= action_noise_correlation < 1:
         raise ValueError(f"action_noise {action_noise} must be >= 0 and action_noise_correlation "
                          f"{action_noise_correlation} in [0, 1)")
+    check_max_mesh_faces(max_mesh_faces)
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
     if init_states == "sampled":
         seed = DEMO_SEED if seed is None else seed
@@ -196,8 +202,9 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     infos = {t: load_task(suite, t) for t in tasks}
     versions = simulator_versions()  # physics and rendering differ between MuJoCo releases
     settings = {"suite": suite, "tasks": tasks, "episodes_per_task": episodes_per_task, "format": fmt,
-                "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
-                "action_noise_correlation": action_noise_correlation, "init_states": init_states, "seed": seed,
+                "image_size": size, "fast_render": fast_render, "max_mesh_faces": max_mesh_faces,
+                "action_noise": action_noise, "action_noise_correlation": action_noise_correlation,
+                "init_states": init_states, "seed": seed,
                 "simulator_versions": versions}
     root = Path(out)
     done_file = root / "expert_success.json"
@@ -218,7 +225,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     start = time.perf_counter()
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="expert episodes", disable=not progress,
                dynamic_ncols=True, mininterval=0.2 if sys.stderr.isatty() else 30)
-    worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render, "action_noise": action_noise,
+    worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render,
+                       "max_mesh_faces": max_mesh_faces, "action_noise": action_noise,
                        "action_noise_correlation": action_noise_correlation, "geometry": geometry}
     for _ in map_jobs(_simulate_job, todo, workers, _libero_worker_init, (worker_settings,)):
         bar.update(1)
@@ -241,6 +249,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                                features=episode_features(size, LIBERO_STATE_NAMES, geometry=geometry),
                                version="v3.0", robot_type="panda", overwrite=True,
                                extra_info={"simulator_versions": versions, "fast_render": fast_render,
+                                           "max_mesh_faces": max_mesh_faces,
                                            "libero_generation": settings,
                                            **({"geometry": GEOMETRY_INFO} if geometry else {})})
     h5: dict[int, LiberoHDF5Writer] = {}
@@ -261,6 +270,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                 h5[task] = LiberoHDF5Writer(root / "libero_hdf5" / f"{info.name}_demo.hdf5",
                                             instruction=info.instruction, bddl_file=info.bddl_file, overwrite=True,
                                             extra_attrs={"env_name": suite, "fast_render": int(fast_render),
+                                                         "max_mesh_faces": int(max_mesh_faces or 0),
                                                          "generated_by": "vggt_vla scripted expert",
                                                          "simulator_versions": json.dumps(versions)})
             cams = list(LIBERO_CAMERAS)

@@ -329,6 +329,8 @@ def make_demo_env(options: EnvOptions, task: int) -> DemoEnv:
         raise ValueError("the demo env has no fast_render mode; drop --fast_render")
     if options.camera_shift is not None:
         raise ValueError("the demo env's cameras cannot be shifted; drop --camera_shift")
+    if options.max_mesh_faces is not None:
+        raise ValueError("the demo env draws boxes, not meshes; drop --max_mesh_faces")
     return DemoEnv(image_size=options.camera_size or 128, max_steps=options.max_steps or 80)
 
 

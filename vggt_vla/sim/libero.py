@@ -25,8 +25,9 @@ Rendering. Set MUJOCO_GL before the first LIBERO import; `setup_rendering()` (ca
 wrapper) picks EGL when an NVIDIA driver is present and OSMesa otherwise. CPU rendering needs Mesa:
 `apt-get install -y libosmesa6 libosmesa6-dev libgl1 libegl1`. `fast_render=True` turns off
 anti-aliasing (offscreen multisampling) and the reflection pass, which is cheaper on a CPU
-(docs/experiments/2026-11-21-libero-cpu.md); it changes the pictures, so demos and evaluation
-must use the same setting (both record it).
+(docs/experiments/2026-11-21-libero-cpu.md); `max_mesh_faces` renders simplified copies of the
+heavy visual meshes (sim/light_meshes.py; physics unchanged). Both change the pictures, so demos
+and evaluation must use the same settings (both record them).
 
 Actions: 7-D in [-1, 1]: end-effector position delta (x 0.05 m), axis-angle rotation delta
 (x 0.5 rad), gripper (-1 open, +1 close), at 20 Hz. Each reset runs `warmup_steps` no-op steps
@@ -42,6 +43,7 @@ robosuite). `python -m vggt_vla.sim.libero` steps one environment and prints tim
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ import numpy as np
 
 from vggt_vla.constants import (AGENT_VIEW, STATE_KEY, WRIST_VIEW, camera_extrinsics_key, camera_intrinsics_key,
                                 depth_key)
+from vggt_vla.sim.light_meshes import check_max_mesh_faces, lighten_visual_meshes
 from vggt_vla.sim.protocol import EnvOptions, Episode, Simulator
 
 # Episode caps used by the community (the longest training demo of each suite plus a margin).
@@ -210,6 +213,16 @@ def _no_multisampling(xml: str) -> str:
     return xml.replace("</mujoco>", '<visual><quality offsamples="0" /></visual></mujoco>', 1)
 
 
+def _process_mjcf(fast_render: bool, max_mesh_faces: Optional[int], xml: str) -> str:
+    """The scene's MJCF as this env renders it: without anti-aliasing (fast_render), with its heavy
+    visual meshes simplified (max_mesh_faces, sim/light_meshes.py)."""
+    if fast_render:
+        xml = _no_multisampling(xml)
+    if max_mesh_faces:
+        xml = lighten_visual_meshes(xml, max_mesh_faces)
+    return xml
+
+
 class LiberoEnv:
     """One LIBERO task. reset(init_state) -> obs; step(action) -> (obs, success).
 
@@ -218,13 +231,16 @@ class LiberoEnv:
     scripted expert; `render_cameras()` still renders on demand (replaying saved states).
     max_steps: policy steps per episode (default: the suite's cap). An episode is `done` on
     success or after max_steps.
+    max_mesh_faces: render simplified copies of the visual meshes with more triangles than this
+    (~2x faster rendering at 2000, the physics unchanged; sim/light_meshes.py); None: as shipped.
     """
 
     camera_keys = tuple(CAMERAS)
 
     def __init__(self, suite: str, task_id: int, *, camera_size: int = 256, image_size: Optional[int] = None,
                  cameras: bool = True, fast_render: bool = False, max_steps: Optional[int] = None,
-                 warmup_steps: int = WARMUP_STEPS, camera_shift: Optional[tuple[float, float]] = None):
+                 warmup_steps: int = WARMUP_STEPS, camera_shift: Optional[tuple[float, float]] = None,
+                 max_mesh_faces: Optional[int] = None):
         if camera_size <= 0 or (image_size is not None and image_size <= 0):
             raise ValueError(f"camera_size={camera_size} and image_size={image_size} must be > 0")
         _, _, OffScreenRenderEnv = import_libero()
@@ -241,8 +257,10 @@ class LiberoEnv:
         self._env = OffScreenRenderEnv(bddl_file_name=self.task.bddl_file, camera_heights=self.camera_size,
                                        camera_widths=self.camera_size, use_camera_obs=False,
                                        ignore_done=True)
-        if fast_render:
-            self._env.env.set_xml_processor(_no_multisampling)
+        check_max_mesh_faces(max_mesh_faces)
+        self.max_mesh_faces = max_mesh_faces
+        if fast_render or max_mesh_faces:
+            self._env.env.set_xml_processor(functools.partial(_process_mjcf, fast_render, max_mesh_faces))
             self._env.reset()  # a hard reset rebuilds the model through the processor
         self.camera_shift = camera_shift
         cam = self.sim.model.camera_name2id(CAMERAS[AGENT_VIEW])
@@ -474,7 +492,7 @@ def sampled_episodes(suite: str, tasks: Optional[list[int]], per_task: int, seed
 def make_libero_env(options: EnvOptions, task: int) -> LiberoEnv:
     return cached_env(options.suite or DEFAULT_SUITE, task, camera_size=options.camera_size or 256,
                       cameras=options.cameras, fast_render=options.fast_render, max_steps=options.max_steps,
-                      camera_shift=options.camera_shift)
+                      camera_shift=options.camera_shift, max_mesh_faces=options.max_mesh_faces)
 
 
 def _make_expert(env: LiberoEnv):
@@ -503,6 +521,7 @@ def main() -> None:
     parser.add_argument("--task", type=int, default=0)
     parser.add_argument("--camera_size", type=int, default=128)
     parser.add_argument("--fast_render", action="store_true")
+    parser.add_argument("--max_mesh_faces", type=int, help="render simplified visual meshes (sim/light_meshes.py)")
     parser.add_argument("--no_cameras", action="store_true")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--render_repeats", type=int, default=0,
@@ -511,7 +530,7 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     env = LiberoEnv(args.suite, args.task, camera_size=args.camera_size, cameras=not args.no_cameras,
-                    fast_render=args.fast_render)
+                    fast_render=args.fast_render, max_mesh_faces=args.max_mesh_faces)
     t1 = time.perf_counter()
     env.reset(0)
     t2 = time.perf_counter()
@@ -520,7 +539,7 @@ def main() -> None:
     t3 = time.perf_counter()
     print(f"{args.suite} task {args.task}: {env.instruction!r} (GL: {os.environ['MUJOCO_GL']})")
     print(f"make {t1 - t0:.1f} s, reset (with {env.warmup_steps} warm-up steps) {t2 - t1:.2f} s, "
-          f"step {(t3 - t2) / args.steps * 1000:.0f} ms")
+          f"step {(t3 - t2) / args.steps * 1000:.0f} ms; the scene's meshes: {env.sim.model.nmeshface} triangles")
     if args.render_repeats:
         # Wall time, and this process's CPU time (all its threads), which other jobs on the machine
         # disturb far less than the wall clock.

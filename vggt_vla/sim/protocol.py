@@ -42,6 +42,9 @@ class EnvOptions:
     # A viewpoint perturbation: the agent-view camera moved sideways by this many metres (its own
     # x axis) and turned by this many degrees about the vertical; None: the benchmark's camera.
     camera_shift: Optional[tuple[float, float]] = None
+    # Visual meshes with more triangles than this are rendered from simplified copies (LIBERO:
+    # sim/light_meshes.py); None: as shipped.
+    max_mesh_faces: Optional[int] = None
 
 
 class Actor(Protocol):
