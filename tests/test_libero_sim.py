@@ -316,3 +316,13 @@ def test_quick_start_runs_the_other_suites(tmp_path, config, suite, task):
     assert result["episodes"] == 1 and result["errors"] == 0 and result["settings"]["suite"] == suite
     assert result["settings"]["max_mesh_faces"] == 2000
     assert result["per_task"][0]["task"] == task
+
+
+def test_perturbed_suites_keep_their_base_suites_episode_cap():
+    """LIBERO-PRO's variants are scored over the standard horizon (220 steps for libero_spatial's),
+    not the 500 of an unknown suite."""
+    from vggt_vla.sim.libero import suite_max_steps
+
+    assert [suite_max_steps(s) for s in ("libero_spatial", "libero_spatial_swap", "libero_spatial_lan",
+                                         "libero_object_object", "libero_10", "libero_10_swap", "other")] == \
+        [220, 220, 220, 280, 520, 520, 500]

@@ -59,6 +59,13 @@ from vggt_vla.sim.protocol import EnvOptions, Episode, Simulator
 # Episode caps used by the community (the longest training demo of each suite plus a margin).
 SUITE_MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520,
                    "libero_90": 400}
+
+
+def suite_max_steps(suite: str) -> int:
+    """The episode cap of a suite; a LIBERO-PRO variant (libero_spatial_swap, ..._object, ..._lan)
+    has its base suite's, so perturbed and standard scores are measured over the same horizon."""
+    bases = [k for k in SUITE_MAX_STEPS if suite == k or suite.startswith(k + "_")]
+    return SUITE_MAX_STEPS[max(bases, key=len)] if bases else 500
 # Project camera key -> robosuite camera name.
 CAMERAS = {AGENT_VIEW: "agentview", WRIST_VIEW: "robot0_eye_in_hand"}
 STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper_left", "gripper_right"]
@@ -250,7 +257,7 @@ class LiberoEnv:
         self.image_size = image_size
         self.cameras = cameras
         self.fast_render = fast_render
-        self.max_steps = int(max_steps or SUITE_MAX_STEPS.get(suite, 500))
+        self.max_steps = int(max_steps or suite_max_steps(suite))
         self.warmup_steps = int(warmup_steps)
         # Cameras are rendered by this wrapper (render_cameras), never by robosuite's observables:
         # one code path for live frames and for frames replayed from saved states.
