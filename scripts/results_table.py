@@ -87,13 +87,11 @@ def per_task_table(runs: dict[str, dict[str, dict]], column: str) -> str:
     for results in runs.values():
         for row in results.get(column, {}).get("per_task", []):
             tasks.setdefault(row["task"], row.get("instruction", ""))
+    by_run = [{r["task"]: r for r in results.get(column, {}).get("per_task", [])} for results in runs.values()]
     lines = [f"{column}:", "", "| task | instruction | " + " | ".join(runs) + " |", "|---" * (len(runs) + 2) + "|"]
     for task in sorted(tasks):
-        row_cells = []
-        for results in runs.values():
-            rows = {r["task"]: r for r in results.get(column, {}).get("per_task", [])}
-            r = rows.get(task)
-            row_cells.append("-" if r is None else f"{r['successes']}/{r['episodes']}")
+        row_cells = ["-" if task not in rows else f"{rows[task]['successes']}/{rows[task]['episodes']}"
+                     for rows in by_run]
         lines.append(f"| {task} | {tasks[task]} | " + " | ".join(row_cells) + " |")
     return "\n".join(lines)
 

@@ -265,7 +265,6 @@ class LiberoEnv:
                                        camera_widths=self.camera_size, use_camera_obs=False,
                                        ignore_done=True)
         check_max_mesh_faces(max_mesh_faces)
-        self.max_mesh_faces = max_mesh_faces
         if fast_render or max_mesh_faces:
             self._env.env.set_xml_processor(functools.partial(_process_mjcf, fast_render, max_mesh_faces))
             self._env.reset()  # a hard reset rebuilds the model through the processor

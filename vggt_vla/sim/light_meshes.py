@@ -33,6 +33,7 @@ import numpy as np
 
 CACHE_VERSION = "1"  # bump when the simplification changes: old cached copies are then ignored
 MIN_MESH_FACES = 100  # below this the grid clustering leaves blobs
+TEXTURED_FACTOR = 5   # a textured mesh's budget, in multiples of max_faces (face_budget)
 
 
 def check_max_mesh_faces(value: Optional[int], name: str = "max_mesh_faces") -> None:
@@ -162,9 +163,6 @@ def face_budget(mesh: Mesh, max_faces: int) -> int:
     cell, and on the scanned objects' fragmented textures 2,000 triangles left visible speckles on a
     bowl seen close by the wrist camera, where 10,000 did not."""
     return max_faces * (TEXTURED_FACTOR if mesh.texcoords is not None else 1)
-
-
-TEXTURED_FACTOR = 5
 
 
 def simplify(mesh: Mesh, max_faces: int) -> Mesh:
