@@ -53,6 +53,9 @@ def main(argv=None) -> int:
                         help="noise on the executed actions (the expert's are recorded): recovery data")
     parser.add_argument("--action_noise_correlation", type=float, default=0.0,
                         help="c in n_t = c n_(t-1) + N(0, action_noise^2): 0 independent, near 1 drifting noise")
+    parser.add_argument("--layout_exchange", type=float, default=0.0,
+                        help="fraction of scenes in which the goal's target (e.g. the plate) and another object "
+                             "exchange places: layouts LIBERO's sampler never draws (vggt_vla/sim/layout_exchange.py)")
     parser.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
     parser.add_argument("--seed", type=int, help="first episode seed (default: 1000000 sampled, 0 benchmark)")
     parser.add_argument("--overwrite", action="store_true", help="delete OUT and start over")
@@ -82,7 +85,7 @@ def main(argv=None) -> int:
                                         max_mesh_faces=args.max_mesh_faces,
                                         action_noise=args.action_noise,
                                         action_noise_correlation=args.action_noise_correlation,
-                                        workers=args.workers, seed=args.seed,
+                                        layout_exchange=args.layout_exchange, workers=args.workers, seed=args.seed,
                                         init_states=args.init_states, overwrite=args.overwrite,
                                         geometry=args.geometry, rerender=args.rerender)
     except (ValueError, FileExistsError, ImportError) as err:
@@ -92,6 +95,10 @@ def main(argv=None) -> int:
     for row in summary["per_task"]:
         print(f"{row['task']:>4}  {row['successes']:>6}/{row['episodes']:<3} {row['success_rate']:>4.0%}  "
               f"{row['instruction']}")
+    exchanged = sum(row.get("exchanged_episodes", 0) for row in summary["per_task"])
+    if exchanged:
+        solved = sum(row.get("exchanged_successes", 0) for row in summary["per_task"])
+        print(f"layouts exchanged in {exchanged} scenes; the expert solved {solved} of them")
     print(f"kept {summary['kept']}/{summary['episodes']} episodes -> {args.out} (simulation {summary['simulate_s']:.0f} s, "
           f"rendering and writing {summary['render_write_s']:.0f} s)")
     return 0

@@ -1,5 +1,7 @@
 """Config loading and validation: every shipped config loads, bad input names the problem."""
 
+import dataclasses
+
 import pytest
 
 from conftest import saved_before_the_live_section
@@ -87,6 +89,8 @@ def test_sim_section_is_checked():
         load_config("libero_cpu", ["data.dataset_root=data/elsewhere"])
     with pytest.raises(ConfigError, match="needs sim.name: libero"):
         load_config("demo", ["sim.demos_per_task=5"])
+    with pytest.raises(ConfigError, match=r"sim.demo_layout_exchange is a fraction of the scenes: \[0, 1\]"):
+        load_config("libero_cpu", ["sim.demo_layout_exchange=2"])
     assert load_config("simple").sim.name is None  # no simulator: quick_start evaluates offline only
 
 
@@ -104,6 +108,12 @@ def test_geometry_rows_share_data_and_robustness_scoring():
     # describe that architecture, or loading the teacher it just trained would be refused.
     from vggt_vla.models.vggt import SMALL_KWARGS
     assert load_config("libero_cpu_vggt_align").model.geometry_alignment.aggregator_kwargs == SMALL_KWARGS
+    # The layouts row changes the demonstrations only: their scenes (and so their directory).
+    layouts = load_config("libero_cpu_layouts")
+    assert layouts.model == base.model and layouts.train.max_steps == base.train.max_steps
+    assert layouts.sim.demo_layout_exchange == 0.5 and base.sim.demo_layout_exchange == 0
+    assert dataclasses.replace(layouts.sim, demo_layout_exchange=0) == base.sim
+    assert layouts.data.dataset_root != base.data.dataset_root
     with pytest.raises(ConfigError, match=r"sim.eval_camera_shift must be \[metres, degrees\]"):
         load_config("libero_cpu", ["sim.eval_camera_shift=[0.05]"])
     with pytest.raises(ConfigError, match="robustness_suites are LIBERO suites"):

@@ -253,3 +253,26 @@ def test_a_camera_shift_is_checked_and_refused_by_the_demo_env():
         ClosedLoopSpec(sim="demo", policy="scripted", camera_shift=(0.05, float("nan")))
     with pytest.raises(ValueError, match="cannot be shifted"):
         make_demo_env(spec.env_options, 0)
+
+
+def test_the_probe_credits_tokens_only_for_what_position_does_not_explain():
+    """score_readouts: a token carrying each frame's scene offset beats the floor (position alone);
+    a token of noise does not; and the floor itself recovers a fixed per-patch layout."""
+    from vggt_vla.geometry_probe import score_readouts
+
+    rng = np.random.default_rng(0)
+    slots, dim = 8, 6
+
+    def split(frames):
+        layout = np.linspace(0.2, 1.6, slots * 4).reshape(slots, 4)     # [slots, 4] the fixed camera's mean
+        offset = rng.normal(0, 0.3, (frames, 1, 4))                     # [frames, 1, 4] what the scene changes
+        y = (layout[None] + offset).reshape(-1, 4)                      # [frames*slots, 4]
+        signal = np.repeat(offset, slots, axis=1).reshape(-1, 4) @ np.eye(4, dim)  # [frames*slots, dim]
+        noise = rng.normal(size=(frames * slots, dim))
+        return {"informed": signal + 0.01 * noise, "blind": noise}, y, np.ones(len(y), bool)
+
+    out = score_readouts(split(200), split(100), slots, alpha=1e-3)
+    floor = out["position"]["point_error_cm"]
+    assert out["informed"]["point_error_cm"] < 0.1 * floor
+    assert abs(out["blind"]["point_error_cm"] - floor) < 0.05 * floor
+    assert out["informed"]["r2"]["depth"] > 0.95 and out["position"]["r2"]["depth"] < 0.8

@@ -55,6 +55,7 @@ NAMED_CONFIGS = {
     "libero_cpu_geo_baseline": "train_libero_cpu_geo_baseline.yaml",
     "libero_cpu_geometry": "train_libero_cpu_geometry.yaml",
     "libero_cpu_vggt_align": "train_libero_cpu_vggt_align.yaml",
+    "libero_cpu_layouts": "train_libero_cpu_layouts.yaml",
 }
 
 
@@ -676,6 +677,10 @@ class SimConfig:
     demo_action_noise: float = 0.0
     # Its correlation from step to step (--action_noise_correlation): 0 independent, near 1 drifting.
     demo_action_noise_correlation: float = 0.0
+    # The fraction of demonstration scenes in which the goal's target and another object exchange
+    # places (--layout_exchange; sim/layout_exchange.py): layouts LIBERO's sampler never draws, which
+    # LIBERO-PRO's swap suites test. 0: LIBERO's layouts only.
+    demo_layout_exchange: float = 0.0
     # Record each camera's depth and intrinsics/extrinsics with the demonstrations (generate_libero_demos
     # --geometry): the targets of model.geometry_target.
     demo_geometry: bool = False
@@ -716,6 +721,7 @@ class SimConfig:
         _check(self.demos_per_task >= 0, "sim.demos_per_task must be >= 0")
         _check(self.demo_action_noise >= 0, "sim.demo_action_noise must be >= 0")
         _check(0 <= self.demo_action_noise_correlation < 1, "sim.demo_action_noise_correlation must be in [0, 1)")
+        _check(0 <= self.demo_layout_exchange <= 1, "sim.demo_layout_exchange is a fraction of the scenes: [0, 1]")
         _check_positive("sim.eval_episodes_per_task", self.eval_episodes_per_task)
         _check_positive("sim.workers", self.workers)
         _check(self.demos_per_task == 0 or self.name == "libero",

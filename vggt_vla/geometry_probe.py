@@ -3,13 +3,13 @@
     python scripts/geometry_probe.py --checkpoint logs/libero_cpu --dataset data/libero_spatial_geo/lerobot
 
 For frames of a dataset with recorded geometry (data/geometry.py), the probe takes the vision tokens
-after the vision encoder and after every backbone layer (and, as the floor to beat, each patch's
-position alone), and fits a ridge regression from each
-patch's token to its recorded base-frame point and depth on the frames of some episodes, then
-scores it on frames of other episodes: R^2 per channel and the mean error in centimetres. Run on a
-policy trained with model.geometry_target and on one trained without, it says whether the loss put
-geometry into the tokens, and at which layer; a policy that fails while its tokens encode geometry
-is not short of geometry.
+after the vision encoder and after every backbone layer, fits a ridge regression from each patch's
+token and position to its recorded base-frame point and depth on the frames of some episodes, and
+scores it on frames of other episodes: R^2 per channel and the mean error in centimetres, next to
+the floor of the position alone (score_readouts). Run on a policy trained with
+model.geometry_target and on one trained without, it says whether the loss put geometry into the
+tokens, and at which layer; a policy that fails while its tokens encode geometry is not short of
+geometry.
 """
 
 from __future__ import annotations
@@ -93,26 +93,44 @@ def probe_geometry(policy: Policy, dataset: str, *, frames: int = 512, alpha: fl
 
     fit_x, fit_y, fit_ok = collect_tokens(policy, source, spread(train_eps))
     test_x, test_y, test_ok = collect_tokens(policy, source, spread(test_eps))
-    # The floor: where a patch sits (camera and grid cell) alone predicts much of a fixed camera's
-    # geometry; tokens know the scene only as far as they beat this.
     slots = len(cfg.data.camera_keys) * (cfg.model.vision.image_size // cfg.model.vision.patch_size) ** 2
-    fit_x = {"position": np.eye(slots, dtype=np.float32)[np.arange(len(fit_y)) % slots], **fit_x}
-    test_x = {"position": np.eye(slots, dtype=np.float32)[np.arange(len(test_y)) % slots], **test_x}
-    out = {}
-    for name in fit_x:
-        model = ridge_fit(fit_x[name][fit_ok], fit_y[fit_ok], alpha)
-        pred, truth = ridge_predict(test_x[name][test_ok], model), test_y[test_ok]
-        r2 = 1 - ((pred - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
-        out[name] = {"r2": dict(zip(CHANNELS, r2.round(4).tolist())),
-                     "point_error_cm": float(np.linalg.norm(pred[:, :3] - truth[:, :3], axis=1).mean() * 100),
-                     "depth_error_cm": float(np.abs(pred[:, 3] - truth[:, 3]).mean() * 100)}
+    out = score_readouts((fit_x, fit_y, fit_ok), (test_x, test_y, test_ok), slots, alpha)
     return {"layers": out, "fit_frames": len(spread(train_eps)), "test_frames": len(spread(test_eps)),
             "alpha": alpha}
 
 
+def score_readouts(fit, test, slots: int, alpha: float) -> dict:
+    """{"position": scores, name: scores, ...} for `fit` and `test` = ({name: tokens [n*slots, D]},
+    targets [n*slots, 4], valid [n*slots]), rows ordered frame by frame, `slots` patches a frame.
+
+    The floor is where a patch sits (camera and grid cell) alone: for a fixed camera it predicts much
+    of the geometry, and a token read-out without it must rebuild that layout from the tokens. So
+    each layer's read-out sees the patch's position too (a one-hot next to its token, i.e. a
+    per-patch intercept), and what it gains over the floor is what the tokens know of the scene."""
+    (fit_x, fit_y, fit_ok), (test_x, test_y, test_ok) = fit, test
+
+    def position(n):
+        return np.eye(slots, dtype=np.float32)[np.arange(n) % slots]  # [n*slots, slots]
+
+    inputs = {"position": (position(len(fit_y)), position(len(test_y)))}
+    for name in fit_x:
+        inputs[name] = (np.concatenate([inputs["position"][0], fit_x[name]], axis=1),
+                        np.concatenate([inputs["position"][1], test_x[name]], axis=1))
+    out = {}
+    for name, (x_fit, x_test) in inputs.items():
+        model = ridge_fit(x_fit[fit_ok], fit_y[fit_ok], alpha)
+        pred, truth = ridge_predict(x_test[test_ok], model), test_y[test_ok]
+        r2 = 1 - ((pred - truth) ** 2).sum(0) / ((truth - truth.mean(0)) ** 2).sum(0)
+        out[name] = {"r2": dict(zip(CHANNELS, r2.round(4).tolist())),
+                     "point_error_cm": float(np.linalg.norm(pred[:, :3] - truth[:, :3], axis=1).mean() * 100),
+                     "depth_error_cm": float(np.abs(pred[:, 3] - truth[:, 3]).mean() * 100)}
+    return out
+
+
 def format_probe(result: dict) -> str:
     lines = [f"linear read-out of geometry from the vision tokens (ridge, alpha {result['alpha']}; fit on "
-             f"{result['fit_frames']} frames of training episodes, scored on {result['test_frames']} held-out):",
+             f"{result['fit_frames']} frames of training episodes, scored on {result['test_frames']} held-out;\n"
+             f"  each layer's read-out also sees the patch's position, the floor's only input):",
              f"  {'tokens':<10} " + " ".join(f"{'R2 ' + c:>9}" for c in CHANNELS) + "   point err   depth err"]
     for name, r in result["layers"].items():
         lines.append(f"  {name:<10} " + " ".join(f"{r['r2'][c]:>9.3f}" for c in CHANNELS)

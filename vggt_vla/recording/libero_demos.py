@@ -30,6 +30,7 @@ from vggt_vla.data.libero_hdf5 import LiberoHDF5Writer
 from vggt_vla.data.writer import LeRobotWriter
 from vggt_vla.parallel import map_jobs
 from vggt_vla.recording.schema import episode_features
+from vggt_vla.sim.layout_exchange import chosen_for_exchange
 from vggt_vla.sim.libero import CAMERAS as LIBERO_CAMERAS
 from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
 from vggt_vla.sim.libero import (DEMO_SEED, LiberoEnv, cached_env, libero_episodes, load_task, quat_to_axis_angle,
@@ -40,13 +41,13 @@ from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
 # Settings a generation records that older generations lack, with the value they had then.
-SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0, "max_mesh_faces": None}
+SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0, "max_mesh_faces": None, "layout_exchange": 0.0}
 
 
 def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Optional[int], *,
                           action_noise: float = 0.0, action_noise_correlation: float = 0.0,
                           rng: Optional[np.random.Generator] = None, seed: Optional[int] = None,
-                          render: bool = True) -> Optional[dict]:
+                          exchange_layout: bool = False, render: bool = True) -> Optional[dict]:
     """One expert episode from `init_state` (None: a scene sampled from `seed`), as arrays with one
     row per control step (None if the expert failed). The simulation runs without cameras (far
     cheaper); with render=True the frames are rendered afterwards by replaying the saved MuJoCo
@@ -57,10 +58,12 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
     action_noise_correlation: c in n_t = c * n_(t-1) + N(0, action_noise^2): 0 is independent noise
     per step; near 1 the noise drifts, so the arm wanders off course for a while and the expert
     brings it back (the demo env's pushes: docs/experiments/2026-12-01-demo-recipe.md).
+    exchange_layout: start from the scene with the goal's target and another object exchanged
+    (LiberoEnv.reset; sim/layout_exchange.py).
     """
     rng = rng or np.random.default_rng()
     noise = np.zeros(6)
-    obs = env.reset(init_state, seed=seed)
+    obs = env.reset(init_state, seed=seed, exchange_layout=exchange_layout)
     expert.reset()
     rows: dict[str, list] = {k: [] for k in ("sim_state", "state", "action", "eef_pos", "eef_quat", "gripper",
                                                "joints")}
@@ -85,6 +88,7 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
     out["eef_axis_angle"] = np.stack([quat_to_axis_angle(q) for q in out["eef_quat"]])
     out["instruction"] = env.instruction
     out["task"], out["init_state"] = env.task.task_id, init_state
+    out["exchanged"] = "<->".join(env.exchanged) if env.exchanged else ""
     if render:
         out.update(render_libero_frames(env, out["sim_state"]))
     return out
@@ -129,13 +133,17 @@ def _simulate_job(job: tuple[Episode, str]) -> bool:
     env = _worker_env(episode.task)
     if s.get("expert_env") is not env:
         s["expert"], s["expert_env"] = LiberoExpert(env), env
+    exchange = chosen_for_exchange(episode.seed, s["layout_exchange"])
     demo = record_libero_episode(env, s["expert"], episode.init_state, action_noise=s["action_noise"],
                                  action_noise_correlation=s["action_noise_correlation"],
-                                 rng=np.random.default_rng(episode.seed), seed=episode.seed, render=False)
-    arrays = {"success": np.array(demo is not None), "task": np.array(episode.task)}
+                                 rng=np.random.default_rng(episode.seed), seed=episode.seed,
+                                 exchange_layout=exchange, render=False)
+    arrays = {"success": np.array(demo is not None), "task": np.array(episode.task),
+              "exchanged": np.array(bool(exchange and env.exchanged))}
     if demo is not None:
         arrays.update({k: v for k, v in demo.items() if isinstance(v, np.ndarray)})
         arrays["instruction"] = np.array(demo["instruction"])
+        arrays["exchanged_objects"] = np.array(demo["exchanged"])
     tmp = Path(path).with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     tmp.replace(path)  # a killed run leaves no half-written episode behind
@@ -155,7 +163,8 @@ def _render_job(job: tuple[int, str]) -> dict:
 def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Optional[list[int]] = None,
                           episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
                           fast_render: bool = False, max_mesh_faces: Optional[int] = None,
-                          action_noise: float = 0.0, action_noise_correlation: float = 0.0, workers: int = 1,
+                          action_noise: float = 0.0, action_noise_correlation: float = 0.0,
+                          layout_exchange: float = 0.0, workers: int = 1,
                           seed: Optional[int] = None, init_states: str = "sampled", overwrite: bool = False,
                           geometry: bool = False, rerender: bool = False, progress: bool = True) -> dict:
     """Run the expert on `episodes_per_task` scenes of each task, keep the episodes it solved and
@@ -176,6 +185,10 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     fast_render, max_mesh_faces: cheaper rendering (vggt_vla/sim/libero.py, sim/light_meshes.py);
     recorded with the data, and evaluation must render the same way.
 
+    layout_exchange: the fraction of scenes (drawn per episode seed) in which the goal's target and
+    another object exchange places (sim/layout_exchange.py): layouts LIBERO's sampler never draws.
+    The summary counts them per task, and how many the expert solved.
+
     geometry: also record each camera's depth and parameters (vggt_vla/data/geometry.py), from the
     same render pass. It is a rendering setting: a complete generation rendered otherwise is
     refused unless rerender=True, which renders the datasets again from the saved episodes (no new
@@ -190,6 +203,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     if action_noise < 0 or not 0 <= action_noise_correlation < 1:
         raise ValueError(f"action_noise {action_noise} must be >= 0 and action_noise_correlation "
                          f"{action_noise_correlation} in [0, 1)")
+    if not 0 <= layout_exchange <= 1:
+        raise ValueError(f"layout_exchange {layout_exchange} is a fraction of the scenes: give a value in [0, 1]")
     check_max_mesh_faces(max_mesh_faces)
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
     if init_states == "sampled":
@@ -204,7 +219,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     settings = {"suite": suite, "tasks": tasks, "episodes_per_task": episodes_per_task, "format": fmt,
                 "image_size": size, "fast_render": fast_render, "max_mesh_faces": max_mesh_faces,
                 "action_noise": action_noise, "action_noise_correlation": action_noise_correlation,
-                "init_states": init_states, "seed": seed,
+                "layout_exchange": layout_exchange, "init_states": init_states, "seed": seed,
                 "simulator_versions": versions}
     root = Path(out)
     done_file = root / "expert_success.json"
@@ -227,15 +242,17 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                dynamic_ncols=True, mininterval=0.2 if sys.stderr.isatty() else 30)
     worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render,
                        "max_mesh_faces": max_mesh_faces, "action_noise": action_noise,
-                       "action_noise_correlation": action_noise_correlation, "geometry": geometry}
+                       "action_noise_correlation": action_noise_correlation, "layout_exchange": layout_exchange,
+                       "geometry": geometry}
     for _ in map_jobs(_simulate_job, todo, workers, _libero_worker_init, (worker_settings,)):
         bar.update(1)
     bar.close()
     simulate_s = time.perf_counter() - start
-    solved = {}
+    solved, exchanged = {}, {}
     for job in jobs:
         with np.load(paths[job]) as f:
             solved[job] = bool(f["success"])
+            exchanged[job] = bool(f["exchanged"]) if "exchanged" in f.files else False
     results = {t: [solved[job] for job in jobs if job.task == t] for t in tasks}
     kept = [(job.task, str(paths[job])) for job in jobs if solved[job]]
     if not kept:
@@ -294,7 +311,10 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     summary = {**settings, "geometry": geometry, "episodes": len(jobs), "kept": len(kept),
                "simulate_s": round(simulate_s, 1), "render_write_s": round(time.perf_counter() - start, 1),
                "per_task": [{"task": t, "instruction": infos[t].instruction, "successes": sum(results[t]),
-                             "episodes": len(results[t]), "success_rate": sum(results[t]) / max(1, len(results[t]))}
+                             "episodes": len(results[t]), "success_rate": sum(results[t]) / max(1, len(results[t])),
+                             "exchanged_episodes": sum(exchanged[job] for job in jobs if job.task == t),
+                             "exchanged_successes": sum(exchanged[job] and solved[job] for job in jobs
+                                                        if job.task == t)}
                             for t in tasks]}
     summary["wall_time_s"] = round(summary["simulate_s"] + summary["render_write_s"], 1)
     tmp = done_file.with_suffix(".tmp")

@@ -53,6 +53,7 @@ import numpy as np
 
 from vggt_vla.constants import (AGENT_VIEW, STATE_KEY, WRIST_VIEW, camera_extrinsics_key, camera_intrinsics_key,
                                 depth_key)
+from vggt_vla.sim.layout_exchange import exchange_layout as exchange_layout_of
 from vggt_vla.sim.light_meshes import check_max_mesh_faces, lighten_visual_meshes
 from vggt_vla.sim.protocol import EnvOptions, Episode, Simulator
 
@@ -73,6 +74,8 @@ STATE_NAMES = ["eef_x", "eef_y", "eef_z", "eef_ax", "eef_ay", "eef_az", "gripper
 ROBOT_BASE_BODY = "robot0_base"
 NO_OP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
 WARMUP_STEPS = 10
+# Seeds the layout exchange's draw apart from LIBERO's placement sampler (which uses the same seed).
+LAYOUT_EXCHANGE_STREAM = 7
 CONTROL_HZ = 20  # robosuite's control_freq in LIBERO's environments: one action every 50 ms
 INSTALL_HINT = ("pip install -r requirements-sim.txt (and for CPU rendering: apt-get install -y libosmesa6 "
                 "libosmesa6-dev libgl1 libegl1)")
@@ -275,6 +278,7 @@ class LiberoEnv:
         self.render_s = 0.0  # seconds spent rendering cameras since the last reset (a timing report)
         self.steps = 0
         self.success = False
+        self.exchanged: Optional[tuple[str, str]] = None
 
     # ----------------------------------------------------------------------------------------
     @property
@@ -285,9 +289,11 @@ class LiberoEnv:
     def num_init_states(self) -> int:
         return len(self.task.init_states)
 
-    def reset(self, init_state: Optional[int] = 0, seed: Optional[int] = None) -> dict:
+    def reset(self, init_state: Optional[int] = 0, seed: Optional[int] = None, exchange_layout: bool = False) -> dict:
         """Start an episode from the task's initial state `init_state` (0..num_init_states-1), or
         from a new one that LIBERO's placement sampler draws from `seed` (init_state=None).
+        exchange_layout: then exchange where the goal's target and another object stand (partner
+        drawn from the seed; sim/layout_exchange.py); `self.exchanged` says which, or None.
 
         seed (default: init_state) seeds numpy's global RNG before LIBERO's reset, which samples
         every placement from the task's regions: the objects' (which a saved initial state then
@@ -310,6 +316,10 @@ class LiberoEnv:
             self._shift_agent_camera(*self.camera_shift)
         if init_state is not None:
             self.raw = self._env.set_init_state(self.task.init_states[init_state])
+        self.exchanged = None
+        if exchange_layout:  # before the warm-up steps, which let the moved objects settle
+            rng = np.random.default_rng([init_state if seed is None else seed, LAYOUT_EXCHANGE_STREAM])
+            self.exchanged = exchange_layout_of(self, rng)
         for _ in range(self.warmup_steps):
             self.raw, _, _, _ = self._env.step(NO_OP)
         self.steps = 0
