@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     parser.add_argument("--layout_exchange", type=float, default=0.0,
                         help="fraction of scenes in which the goal's target (e.g. the plate) and another object "
                              "exchange places: layouts LIBERO's sampler never draws (vggt_vla/sim/layout_exchange.py)")
+    parser.add_argument("--redraw_fixtures", action="store_true",
+                        help="start each sampled scene as evaluation starts a benchmark state: its objects on a "
+                             "second draw of the fixtures (cabinet, stove), so what sits in or on them is off-centre")
     parser.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
     parser.add_argument("--seed", type=int, help="first episode seed (default: 1000000 sampled, 0 benchmark)")
     parser.add_argument("--overwrite", action="store_true", help="delete OUT and start over")
@@ -85,7 +88,8 @@ def main(argv=None) -> int:
                                         max_mesh_faces=args.max_mesh_faces,
                                         action_noise=args.action_noise,
                                         action_noise_correlation=args.action_noise_correlation,
-                                        layout_exchange=args.layout_exchange, workers=args.workers, seed=args.seed,
+                                        layout_exchange=args.layout_exchange, redraw_fixtures=args.redraw_fixtures,
+                                        workers=args.workers, seed=args.seed,
                                         init_states=args.init_states, overwrite=args.overwrite,
                                         geometry=args.geometry, rerender=args.rerender)
     except (ValueError, FileExistsError, ImportError) as err:

@@ -46,6 +46,7 @@ eval_args = sim_args + (["--max_steps", str(s.eval_max_steps)] if s.eval_max_ste
 gen_args = ["--episodes_per_task", str(s.demos_per_task), "--action_noise", str(s.demo_action_noise),
             "--action_noise_correlation", str(s.demo_action_noise_correlation)]
 gen_args += ["--layout_exchange", str(s.demo_layout_exchange)] if s.demo_layout_exchange else []
+gen_args += ["--redraw_fixtures"] if s.demo_redraw_fixtures else []
 gen_args += (["--image_size", str(s.camera_size)] if s.camera_size else []) + (["--fast_render"] if s.fast_render else [])
 gen_args += ["--max_mesh_faces", str(s.max_mesh_faces)] if s.max_mesh_faces else []
 gen_args += ["--geometry"] if s.demo_geometry else []

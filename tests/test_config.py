@@ -114,6 +114,11 @@ def test_geometry_rows_share_data_and_robustness_scoring():
     assert layouts.sim.demo_layout_exchange == 0.5 and base.sim.demo_layout_exchange == 0
     assert dataclasses.replace(layouts.sim, demo_layout_exchange=0) == base.sim
     assert layouts.data.dataset_root != base.data.dataset_root
+    redraw = load_config("libero_cpu_redraw")  # likewise: only how its demonstration scenes start
+    assert redraw.model == base.model and redraw.train.max_steps == base.train.max_steps
+    assert redraw.sim.demo_redraw_fixtures and not base.sim.demo_redraw_fixtures
+    assert dataclasses.replace(redraw.sim, demo_redraw_fixtures=False) == base.sim
+    assert redraw.data.dataset_root not in (base.data.dataset_root, layouts.data.dataset_root)
     with pytest.raises(ConfigError, match=r"sim.eval_camera_shift must be \[metres, degrees\]"):
         load_config("libero_cpu", ["sim.eval_camera_shift=[0.05]"])
     with pytest.raises(ConfigError, match="robustness_suites are LIBERO suites"):

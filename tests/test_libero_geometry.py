@@ -88,20 +88,34 @@ def test_geometry_is_added_to_a_generation_without_simulating_again(tmp_path):
     result = run(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     episode = next((out / "episodes").glob("*.npz"))
+    import h5py
+
+    from vggt_vla.data.libero_hdf5 import find_hdf5_files
+
+    def h5_frames():
+        with h5py.File(find_hdf5_files(str(out / "libero_hdf5"))[0], "r") as f:
+            return f["data/demo_0/obs/agentview_rgb"][:]
+
+    rendered = h5_frames()
+    # As a generation saved before fixture poses were recorded: the seeded reset must find them again.
+    with np.load(episode) as f:
+        assert f["fixture_poses"].shape == (2, 7)
+        saved = {k: f[k] for k in f.files if k != "fixture_poses"}
+    np.savez(episode, **saved)
     simulated = episode.stat().st_mtime_ns
     result = run(*args, "--geometry")
     assert result.returncode == 2 and "--rerender" in result.stderr and "without geometry" in result.stderr
     result = run(*args, "--geometry", "--rerender")
     assert result.returncode == 0, result.stderr[-3000:]
     assert episode.stat().st_mtime_ns == simulated  # rendered from the saved episode
+    assert np.array_equal(h5_frames(), rendered)  # the same fixtures, found again
+    summary = json.loads((out / "expert_success.json").read_text())
+    assert summary["fixtures_as_simulated"] is True
     info = json.loads((out / "lerobot" / "meta" / "info.json").read_text())
     assert info["features"][depth_key(CAMS[0])]["shape"] == [32, 32, 1] and "geometry" in info
-    assert json.loads((out / "expert_success.json").read_text())["geometry"] is True
-
-    import h5py
+    assert summary["geometry"] is True
 
     from vggt_vla.data.lerobot import LeRobotSource
-    from vggt_vla.data.libero_hdf5 import find_hdf5_files
 
     src = LeRobotSource(out / "lerobot", camera_keys=list(CAMS), geometry=True, progress=False,
                         cache_dir=tmp_path / "cache")

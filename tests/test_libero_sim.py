@@ -65,6 +65,46 @@ def test_env_step_moves_the_hand_and_replayed_frames_equal_live_ones(env):
         env.reset(999)
 
 
+def test_replayed_frames_show_the_fixtures_where_the_episode_had_them(env):
+    """LIBERO's reset draws the cabinet's and the stove's placement into the model, which a saved
+    state does not hold: an episode's frames re-rendered after another reset need its fixture poses."""
+    obs = env.reset(None, seed=123)
+    state, poses = env.sim_state(), env.fixture_poses()
+    assert poses.shape == (2, 7)  # libero_spatial: the wooden cabinet and the flat stove
+    env.reset(None, seed=456)
+    assert np.abs(env.fixture_poses()[:, :2] - poses[:, :2]).max() > 1e-3  # another draw moved them
+    stale = env.render_state(state)
+    env.set_fixture_poses(poses)
+    replay = env.render_state(state)
+    for key in CAMS:
+        assert np.array_equal(replay[key], obs[key])
+    assert not all(np.array_equal(stale[key], obs[key]) for key in CAMS)  # without them, a different scene
+    env.reset(None, seed=123)
+    assert np.array_equal(env.fixture_poses(), poses)  # the seeded reset draws them again (older generations)
+    with pytest.raises(ValueError, match="2 fixtures"):
+        env.set_fixture_poses(poses[:1])
+
+
+def test_a_sampled_scene_can_start_on_a_second_fixture_draw(env):
+    """redraw_fixtures: the sampled objects stay, the fixtures move under them, as when evaluation
+    replays a benchmark state saved on another fixture draw."""
+    def objects():  # the movable objects' positions [K, 3]
+        m, d = env.sim.model, env.sim.data
+        names = [n for n in env._env.env.objects_dict]
+        return np.stack([d.body_xpos[m.body_name2id(env._env.env.objects_dict[n].root_body)] for n in names])
+
+    env.reset(None, seed=321)
+    plain_fixtures, plain_objects = env.fixture_poses(), objects()
+    env.reset(None, seed=321, redraw_fixtures=True)
+    moved = np.abs(env.fixture_poses()[:, :2] - plain_fixtures[:, :2]).max()
+    assert moved > 1e-3 and np.abs(objects() - plain_objects).max() < 5e-3
+    redrawn = env.fixture_poses()
+    env.reset(None, seed=321, redraw_fixtures=True)
+    assert np.array_equal(env.fixture_poses(), redrawn)  # seeded
+    with pytest.raises(ValueError, match="sampled scenes"):
+        env.reset(0, redraw_fixtures=True)
+
+
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
     out = tmp_path_factory.mktemp("libero_demos") / "ds"
@@ -248,6 +288,10 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert result.returncode == 2 and "action_noise_correlation: 0.0 there, 0.8 asked" in result.stderr
     result = run(*args[:-2], "--out", str(tmp_path / "new"), "--action_noise_correlation", "1.0")
     assert result.returncode == 2 and "action_noise_correlation 1.0 in [0, 1)" in result.stderr
+    result = run(*args, "--redraw_fixtures")  # scenes started otherwise: refused, not mixed
+    assert result.returncode == 2 and "redraw_fixtures: False there, True asked" in result.stderr
+    result = run(*args[:-2], "--out", str(tmp_path / "new"), "--redraw_fixtures", "--init_states", "benchmark")
+    assert result.returncode == 2 and "redraw_fixtures applies to sampled scenes" in result.stderr
 
 
 def toy_quick_start(tmp_path, config: str, *settings: str):

@@ -56,6 +56,7 @@ NAMED_CONFIGS = {
     "libero_cpu_geometry": "train_libero_cpu_geometry.yaml",
     "libero_cpu_vggt_align": "train_libero_cpu_vggt_align.yaml",
     "libero_cpu_layouts": "train_libero_cpu_layouts.yaml",
+    "libero_cpu_redraw": "train_libero_cpu_redraw.yaml",
 }
 
 
@@ -681,6 +682,10 @@ class SimConfig:
     # places (--layout_exchange; sim/layout_exchange.py): layouts LIBERO's sampler never draws, which
     # LIBERO-PRO's swap suites test. 0: LIBERO's layouts only.
     demo_layout_exchange: float = 0.0
+    # Start each demonstration scene the way evaluation starts a benchmark state: the sampled objects
+    # on a second draw of the fixtures (--redraw_fixtures; LiberoEnv.reset), so that a bowl in the
+    # cabinet's drawer or on its top sits off-centre as it does in the benchmark's states.
+    demo_redraw_fixtures: bool = False
     # Record each camera's depth and intrinsics/extrinsics with the demonstrations (generate_libero_demos
     # --geometry): the targets of model.geometry_target.
     demo_geometry: bool = False

@@ -91,12 +91,12 @@ def probe_geometry(policy: Policy, dataset: str, *, frames: int = 512, alpha: fl
                                          source.ep_end[source.episode_position(e)]) for e in eps])
         return rows[np.linspace(0, len(rows) - 1, min(frames, len(rows))).round().astype(int)]
 
-    fit_x, fit_y, fit_ok = collect_tokens(policy, source, spread(train_eps))
-    test_x, test_y, test_ok = collect_tokens(policy, source, spread(test_eps))
+    fit_rows, test_rows = spread(train_eps), spread(test_eps)
+    fit_x, fit_y, fit_ok = collect_tokens(policy, source, fit_rows)
+    test_x, test_y, test_ok = collect_tokens(policy, source, test_rows)
     slots = len(cfg.data.camera_keys) * (cfg.model.vision.image_size // cfg.model.vision.patch_size) ** 2
     out = score_readouts((fit_x, fit_y, fit_ok), (test_x, test_y, test_ok), slots, alpha)
-    return {"layers": out, "fit_frames": len(spread(train_eps)), "test_frames": len(spread(test_eps)),
-            "alpha": alpha}
+    return {"layers": out, "fit_frames": len(fit_rows), "test_frames": len(test_rows), "alpha": alpha}
 
 
 def score_readouts(fit, test, slots: int, alpha: float) -> dict:

@@ -41,13 +41,15 @@ from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
 # Settings a generation records that older generations lack, with the value they had then.
-SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0, "max_mesh_faces": None, "layout_exchange": 0.0}
+SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0, "max_mesh_faces": None, "layout_exchange": 0.0,
+                        "redraw_fixtures": False}
 
 
 def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Optional[int], *,
                           action_noise: float = 0.0, action_noise_correlation: float = 0.0,
                           rng: Optional[np.random.Generator] = None, seed: Optional[int] = None,
-                          exchange_layout: bool = False, render: bool = True) -> Optional[dict]:
+                          exchange_layout: bool = False, redraw_fixtures: bool = False,
+                          render: bool = True) -> Optional[dict]:
     """One expert episode from `init_state` (None: a scene sampled from `seed`), as arrays with one
     row per control step (None if the expert failed). The simulation runs without cameras (far
     cheaper); with render=True the frames are rendered afterwards by replaying the saved MuJoCo
@@ -59,11 +61,13 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
     per step; near 1 the noise drifts, so the arm wanders off course for a while and the expert
     brings it back (the demo env's pushes: docs/experiments/2026-12-01-demo-recipe.md).
     exchange_layout: start from the scene with the goal's target and another object exchanged
-    (LiberoEnv.reset; sim/layout_exchange.py).
+    (LiberoEnv.reset; sim/layout_exchange.py). redraw_fixtures: a sampled scene's objects on a
+    second draw of the fixtures, as evaluation replays a benchmark state (LiberoEnv.reset).
     """
     rng = rng or np.random.default_rng()
     noise = np.zeros(6)
-    obs = env.reset(init_state, seed=seed, exchange_layout=exchange_layout)
+    obs = env.reset(init_state, seed=seed, exchange_layout=exchange_layout, redraw_fixtures=redraw_fixtures)
+    fixture_poses = env.fixture_poses()  # [F, 7]: drawn by the reset, not held by the saved states
     expert.reset()
     rows: dict[str, list] = {k: [] for k in ("sim_state", "state", "action", "eef_pos", "eef_quat", "gripper",
                                                "joints")}
@@ -89,14 +93,19 @@ def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Opti
     out["instruction"] = env.instruction
     out["task"], out["init_state"] = env.task.task_id, init_state
     out["exchanged"] = "<->".join(env.exchanged) if env.exchanged else ""
+    out["fixture_poses"] = fixture_poses
     if render:
-        out.update(render_libero_frames(env, out["sim_state"]))
+        out.update(render_libero_frames(env, out["sim_state"], fixture_poses=fixture_poses))
     return out
 
 
-def render_libero_frames(env: LiberoEnv, sim_states: np.ndarray, geometry: bool = False) -> dict[str, np.ndarray]:
+def render_libero_frames(env: LiberoEnv, sim_states: np.ndarray, geometry: bool = False,
+                         fixture_poses: Optional[np.ndarray] = None) -> dict[str, np.ndarray]:
     """Both cameras at each saved MuJoCo state, at the env's camera size: {key: uint8 [T, S, S, 3]};
-    with geometry, also each camera's depth [T, S, S] (metres) and parameters [T, 4] / [T, 12]."""
+    with geometry, also each camera's depth [T, S, S] (metres) and parameters [T, 4] / [T, 12].
+    fixture_poses: where the episode's fixtures stood (LiberoEnv.fixture_poses after its reset)."""
+    if fixture_poses is not None:
+        env.set_fixture_poses(fixture_poses)
     renders = [env.render_state(state, geometry) for state in sim_states]
     return {key: np.stack([r[key] for r in renders]) for key in renders[0]}
 
@@ -111,6 +120,10 @@ GEOMETRY_INFO = {"depth": "uint16 PNG, millimetres along the optical axis, 0 = n
                  "extrinsics": "camera-from-base [R | t] row-major, OpenCV axes (x right, y down, z forward)",
                  "base_frame": "robot0_base"}
 INIT_STATES = ("sampled", "benchmark")
+# expert_success.json's mark of a generation whose frames show each episode's fixtures where its
+# reset put them (LiberoEnv.fixture_poses); earlier ones drew them where the render worker's last
+# reset did. Not a setting: a generation missing it is re-rendered correctly with --rerender.
+FIXTURES_AS_SIMULATED = "fixtures_as_simulated"
 
 _LIBERO_WORKER: dict = {}
 
@@ -137,7 +150,7 @@ def _simulate_job(job: tuple[Episode, str]) -> bool:
     demo = record_libero_episode(env, s["expert"], episode.init_state, action_noise=s["action_noise"],
                                  action_noise_correlation=s["action_noise_correlation"],
                                  rng=np.random.default_rng(episode.seed), seed=episode.seed,
-                                 exchange_layout=exchange, render=False)
+                                 exchange_layout=exchange, redraw_fixtures=s["redraw_fixtures"], render=False)
     arrays = {"success": np.array(demo is not None), "task": np.array(episode.task),
               "exchanged": np.array(bool(exchange and env.exchanged))}
     if demo is not None:
@@ -150,13 +163,18 @@ def _simulate_job(job: tuple[Episode, str]) -> bool:
     return demo is not None
 
 
-def _render_job(job: tuple[int, str]) -> dict:
-    """A saved successful episode with its camera frames rendered."""
-    task, path = job
+def _render_job(job: tuple[Episode, str]) -> dict:
+    """A saved successful episode with its camera frames rendered, its fixtures where they stood."""
+    episode, path = job
     with np.load(path) as f:
         demo = {k: f[k] for k in f.files}
-    demo["instruction"], demo["task"] = str(demo["instruction"]), task
-    demo.update(render_libero_frames(_worker_env(task), demo["sim_state"], _LIBERO_WORKER["geometry"]))
+    demo["instruction"], demo["task"] = str(demo["instruction"]), episode.task
+    env = _worker_env(episode.task)
+    if "fixture_poses" not in demo:
+        # Saved before the poses were (2026-12-07): the same seeded reset draws them again.
+        env.reset(episode.init_state, seed=episode.seed, redraw_fixtures=_LIBERO_WORKER["redraw_fixtures"])
+        demo["fixture_poses"] = env.fixture_poses()
+    demo.update(render_libero_frames(env, demo["sim_state"], _LIBERO_WORKER["geometry"], demo["fixture_poses"]))
     return demo
 
 
@@ -164,7 +182,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                           episodes_per_task: int = 50, fmt: str = "lerobot", image_size: Optional[int] = None,
                           fast_render: bool = False, max_mesh_faces: Optional[int] = None,
                           action_noise: float = 0.0, action_noise_correlation: float = 0.0,
-                          layout_exchange: float = 0.0, workers: int = 1,
+                          layout_exchange: float = 0.0, redraw_fixtures: bool = False, workers: int = 1,
                           seed: Optional[int] = None, init_states: str = "sampled", overwrite: bool = False,
                           geometry: bool = False, rerender: bool = False, progress: bool = True) -> dict:
     """Run the expert on `episodes_per_task` scenes of each task, keep the episodes it solved and
@@ -189,6 +207,10 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     another object exchange places (sim/layout_exchange.py): layouts LIBERO's sampler never draws.
     The summary counts them per task, and how many the expert solved.
 
+    redraw_fixtures: start each sampled scene as evaluation starts a benchmark state, its objects on
+    a second draw of the fixtures (LiberoEnv.reset), so that what rests in or on a fixture (the
+    bowl in the cabinet's drawer) is off-centre as in the benchmark's states.
+
     geometry: also record each camera's depth and parameters (vggt_vla/data/geometry.py), from the
     same render pass. It is a rendering setting: a complete generation rendered otherwise is
     refused unless rerender=True, which renders the datasets again from the saved episodes (no new
@@ -205,6 +227,9 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                          f"{action_noise_correlation} in [0, 1)")
     if not 0 <= layout_exchange <= 1:
         raise ValueError(f"layout_exchange {layout_exchange} is a fraction of the scenes: give a value in [0, 1]")
+    if redraw_fixtures and init_states != "sampled":
+        raise ValueError("redraw_fixtures applies to sampled scenes; the benchmark's states are replayed on a "
+                         "fixture draw of their own already")
     check_max_mesh_faces(max_mesh_faces)
     size = image_size or (128 if fmt == "libero_hdf5" else 256)  # each format's original resolution
     if init_states == "sampled":
@@ -219,7 +244,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     settings = {"suite": suite, "tasks": tasks, "episodes_per_task": episodes_per_task, "format": fmt,
                 "image_size": size, "fast_render": fast_render, "max_mesh_faces": max_mesh_faces,
                 "action_noise": action_noise, "action_noise_correlation": action_noise_correlation,
-                "layout_exchange": layout_exchange, "init_states": init_states, "seed": seed,
+                "layout_exchange": layout_exchange, "redraw_fixtures": redraw_fixtures,
+                "init_states": init_states, "seed": seed,
                 "simulator_versions": versions}
     root = Path(out)
     done_file = root / "expert_success.json"
@@ -227,6 +253,12 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     if done_file.exists():
         done = json.loads(done_file.read_text())
         if bool(done.get("geometry", False)) == geometry and not rerender:
+            if not done.get(FIXTURES_AS_SIMULATED):
+                print(f"warning: {root}'s frames were rendered before generation recorded where the fixtures "
+                      f"stood (until 2026-12-07): the cabinet and stove are drawn up to ~3 cm / 4 degrees off "
+                      f"where each episode had them, and what rests on them off its drawer or top. Pass "
+                      f"--rerender to render them again from the saved episodes (no new simulation).",
+                      file=sys.stderr)
             return done
         if not rerender:
             have = "with" if done.get("geometry") else "without"
@@ -243,6 +275,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
     worker_settings = {"suite": suite, "image_size": size, "fast_render": fast_render,
                        "max_mesh_faces": max_mesh_faces, "action_noise": action_noise,
                        "action_noise_correlation": action_noise_correlation, "layout_exchange": layout_exchange,
+                       "redraw_fixtures": redraw_fixtures,
                        "geometry": geometry}
     for _ in map_jobs(_simulate_job, todo, workers, _libero_worker_init, (worker_settings,)):
         bar.update(1)
@@ -254,7 +287,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
             solved[job] = bool(f["success"])
             exchanged[job] = bool(f["exchanged"]) if "exchanged" in f.files else False
     results = {t: [solved[job] for job in jobs if job.task == t] for t in tasks}
-    kept = [(job.task, str(paths[job])) for job in jobs if solved[job]]
+    kept = [(job, str(paths[job])) for job in jobs if solved[job]]
     if not kept:
         raise RuntimeError("the expert solved no episode; nothing to write")
 
@@ -308,7 +341,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
         w.close()
     if writer is not None:
         writer.finalize()
-    summary = {**settings, "geometry": geometry, "episodes": len(jobs), "kept": len(kept),
+    summary = {**settings, "geometry": geometry, FIXTURES_AS_SIMULATED: True, "episodes": len(jobs), "kept": len(kept),
                "simulate_s": round(simulate_s, 1), "render_write_s": round(time.perf_counter() - start, 1),
                "per_task": [{"task": t, "instruction": infos[t].instruction, "successes": sum(results[t]),
                              "episodes": len(results[t]), "success_rate": sum(results[t]) / max(1, len(results[t])),

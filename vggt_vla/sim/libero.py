@@ -76,6 +76,8 @@ NO_OP = np.array([0, 0, 0, 0, 0, 0, -1], dtype=np.float64)
 WARMUP_STEPS = 10
 # Seeds the layout exchange's draw apart from LIBERO's placement sampler (which uses the same seed).
 LAYOUT_EXCHANGE_STREAM = 7
+# Seeds the second fixture draw of reset(redraw_fixtures=True) apart from the first.
+FIXTURE_REDRAW_STREAM = 11
 CONTROL_HZ = 20  # robosuite's control_freq in LIBERO's environments: one action every 50 ms
 INSTALL_HINT = ("pip install -r requirements-sim.txt (and for CPU rendering: apt-get install -y libosmesa6 "
                 "libosmesa6-dev libgl1 libegl1)")
@@ -289,11 +291,18 @@ class LiberoEnv:
     def num_init_states(self) -> int:
         return len(self.task.init_states)
 
-    def reset(self, init_state: Optional[int] = 0, seed: Optional[int] = None, exchange_layout: bool = False) -> dict:
+    def reset(self, init_state: Optional[int] = 0, seed: Optional[int] = None, exchange_layout: bool = False,
+              redraw_fixtures: bool = False) -> dict:
         """Start an episode from the task's initial state `init_state` (0..num_init_states-1), or
         from a new one that LIBERO's placement sampler draws from `seed` (init_state=None).
         exchange_layout: then exchange where the goal's target and another object stand (partner
         drawn from the seed; sim/layout_exchange.py); `self.exchanged` says which, or None.
+        redraw_fixtures (sampled scenes): start the sampled scene the way a benchmark state is
+        started. Those states were saved with the objects placed around one draw of the fixtures,
+        and are replayed on another (below), so in evaluation a bowl in the cabinet's drawer or on
+        its top sits up to ~3 cm off where the sampler puts it; this draws the fixtures again
+        (seeded from `seed`) under the sampled objects, giving such scenes without using the
+        benchmark's.
 
         seed (default: init_state) seeds numpy's global RNG before LIBERO's reset, which samples
         every placement from the task's regions: the objects' (which a saved initial state then
@@ -309,13 +318,21 @@ class LiberoEnv:
         elif not 0 <= init_state < self.num_init_states:
             raise ValueError(f"init_state={init_state} is out of range; {self.task.suite} task "
                              f"{self.task.task_id} has {self.num_init_states} initial states")
+        elif redraw_fixtures:
+            raise ValueError("redraw_fixtures applies to sampled scenes (init_state=None): a benchmark state "
+                             "is already replayed on a fixture draw of its own")
         np.random.seed((init_state if seed is None else seed) % 2**32)
         self.render_s = 0.0
         self.raw = self._env.reset()
+        objects = self.task.init_states[init_state] if init_state is not None else None
+        if redraw_fixtures:
+            objects = self.sim_state()  # the objects as placed around the first draw
+            np.random.seed(np.random.default_rng([seed, FIXTURE_REDRAW_STREAM]).integers(2**32))
+            self.raw = self._env.reset()
         if self.camera_shift is not None:  # after the reset: a hard reset rebuilds the model
             self._shift_agent_camera(*self.camera_shift)
-        if init_state is not None:
-            self.raw = self._env.set_init_state(self.task.init_states[init_state])
+        if objects is not None:  # fixtures stay where the last reset drew them (in the model)
+            self.raw = self._env.set_init_state(objects)
         self.exchanged = None
         if exchange_layout:  # before the warm-up steps, which let the moved objects settle
             rng = np.random.default_rng([init_state if seed is None else seed, LAYOUT_EXCHANGE_STREAM])
@@ -441,8 +458,34 @@ class LiberoEnv:
         """The flattened MuJoCo state (time, qpos, qvel): enough to re-render this moment."""
         return np.asarray(self._env.get_sim_state(), dtype=np.float64).copy()
 
+    def fixture_poses(self) -> np.ndarray:
+        """Where this scene's fixtures (cabinet, stove, ...) stand: [F, 7], each root body's position
+        and quaternion (wxyz) in the model, fixtures in name order. LIBERO's reset draws them into
+        the model, not into the state, so a saved `sim_state()` alone re-renders them wherever the
+        last reset put them (up to ~3 cm and 4 degrees off on libero_spatial's cabinet)."""
+        m = self.sim.model
+        ids = self._fixture_body_ids()
+        return np.concatenate([m.body_pos[ids], m.body_quat[ids]], axis=1).astype(np.float64)  # [F, 7]
+
+    def set_fixture_poses(self, poses: np.ndarray) -> None:
+        """Put the fixtures where `fixture_poses()` found them (the episode in progress is disturbed)."""
+        ids = self._fixture_body_ids()
+        poses = np.asarray(poses, dtype=np.float64)
+        if poses.shape != (len(ids), 7):
+            raise ValueError(f"fixture poses of shape {poses.shape} do not fit {self.task.suite} task "
+                             f"{self.task.task_id}, which has {len(ids)} fixtures: expected ({len(ids)}, 7) "
+                             f"from LiberoEnv.fixture_poses() on this task")
+        self.sim.model.body_pos[ids] = poses[:, :3]
+        self.sim.model.body_quat[ids] = poses[:, 3:]
+
+    def _fixture_body_ids(self) -> list[int]:
+        fixtures = self._env.env.fixtures_dict
+        return [self.sim.model.body_name2id(fixtures[name].root_body) for name in sorted(fixtures)]
+
     def render_state(self, state: np.ndarray, geometry: bool = False) -> dict[str, np.ndarray]:
-        """Cameras at a saved `sim_state()` (the episode in progress is disturbed: reset after)."""
+        """Cameras at a saved `sim_state()`, the fixtures where they are now: right within the episode
+        that saved the state; for another, `set_fixture_poses` its `fixture_poses()` first. The
+        episode in progress is disturbed: reset after."""
         self._env.set_state(state)
         return self.render_cameras(geometry)
 
