@@ -105,6 +105,31 @@ def test_a_sampled_scene_can_start_on_a_second_fixture_draw(env):
         env.reset(0, redraw_fixtures=True)
 
 
+def test_a_seed_draws_the_same_scene_whatever_came_before(tmp_path):
+    """LIBERO re-adds its drawer and knob samplers at every reset (task 4 opens the cabinet's drawer),
+    so each reset of one seed used to draw another scene; LiberoEnv._reset_scene stops that."""
+    from vggt_vla.recording.libero_demos import _libero_worker_init, _render_job
+    from vggt_vla.sim.libero import cached_env
+    from vggt_vla.sim.protocol import Episode
+
+    _libero_worker_init({"suite": "libero_spatial", "image_size": 32, "fast_render": True, "max_mesh_faces": None,
+                         "redraw_fixtures": False, "geometry": False})
+    env = cached_env("libero_spatial", 4, camera_size=32, cameras=False, fast_render=True, max_mesh_faces=None)
+    env.reset(None, seed=77)
+    poses, state = env.fixture_poses(), env.sim_state()
+    assert env.has_property_samplers
+    env.reset(None, seed=78)
+    env.reset(3)
+    env.reset(None, seed=77)
+    assert np.array_equal(env.fixture_poses(), poses) and np.allclose(env.sim_state(), state)
+    # So an episode of such a task saved before fixture poses were recorded cannot be re-rendered as
+    # it was simulated: refused, with the files to delete named.
+    path = tmp_path / "task04_seed77.npz"
+    np.savez(path, sim_state=state[None], instruction=np.array("pick up the black bowl"))
+    with pytest.raises(ValueError, match=r"task04_\*\.npz and run the same command again"):
+        _render_job((Episode(seed=77, task=4, init_state=None), str(path)))
+
+
 @pytest.fixture(scope="module")
 def demos(tmp_path_factory):
     out = tmp_path_factory.mktemp("libero_demos") / "ds"

@@ -171,8 +171,15 @@ def _render_job(job: tuple[Episode, str]) -> dict:
     demo["instruction"], demo["task"] = str(demo["instruction"]), episode.task
     env = _worker_env(episode.task)
     if "fixture_poses" not in demo:
-        # Saved before the poses were (2026-12-07): the same seeded reset draws them again.
+        # Saved before the poses were (2026-12-07): the same seeded reset draws them again, except
+        # where that reset depended on how many came before it in its worker (LiberoEnv._reset_scene).
         env.reset(episode.init_state, seed=episode.seed, redraw_fixtures=_LIBERO_WORKER["redraw_fixtures"])
+        if env.has_property_samplers:
+            raise ValueError(f"{path} was saved before generation recorded where the fixtures stood, and its "
+                             f"task's scenes could not be drawn again then (LIBERO re-added its drawer/knob "
+                             f"samplers at every reset): its frames cannot be rendered as simulated. Delete "
+                             f"{Path(path).parent}/task{episode.task:02d}_*.npz and run the same command again "
+                             f"to simulate that task anew (the other tasks' episodes are kept)")
         demo["fixture_poses"] = env.fixture_poses()
     demo.update(render_libero_frames(env, demo["sim_state"], _LIBERO_WORKER["geometry"], demo["fixture_poses"]))
     return demo

@@ -323,12 +323,12 @@ class LiberoEnv:
                              "is already replayed on a fixture draw of its own")
         np.random.seed((init_state if seed is None else seed) % 2**32)
         self.render_s = 0.0
-        self.raw = self._env.reset()
+        self.raw = self._reset_scene()
         objects = self.task.init_states[init_state] if init_state is not None else None
         if redraw_fixtures:
             objects = self.sim_state()  # the objects as placed around the first draw
             np.random.seed(np.random.default_rng([seed, FIXTURE_REDRAW_STREAM]).integers(2**32))
-            self.raw = self._env.reset()
+            self.raw = self._reset_scene()
         if self.camera_shift is not None:  # after the reset: a hard reset rebuilds the model
             self._shift_agent_camera(*self.camera_shift)
         if objects is not None:  # fixtures stay where the last reset drew them (in the model)
@@ -342,6 +342,22 @@ class LiberoEnv:
         self.steps = 0
         self.success = False
         return self.observation()
+
+    def _reset_scene(self) -> dict:
+        """LIBERO's reset, drawing the same scene from the same numpy seed whatever ran before.
+        LIBERO (0.1.1) appends its drawer and knob samplers (object_property_initializers) again at
+        every model load without removing the old ones, so each reset of a task with an opened
+        drawer or a turned knob (libero_spatial task 4) drew one value more than the last, shifting
+        every placement after it: the same seed gave another scene on each reset."""
+        inner = self._env.env
+        if inner.hard_reset:  # the model load that follows adds them back, one per property
+            inner.object_property_initializers.clear()
+        return self._env.reset()
+
+    @property
+    def has_property_samplers(self) -> bool:
+        """Whether this task's reset samples a drawer's or a knob's joint (see _reset_scene)."""
+        return bool(self._env.env.object_property_initializers)
 
     def _shift_agent_camera(self, metres: float, degrees: float) -> None:
         """Set the agent-view camera to its benchmark pose moved `metres` along its own x axis
