@@ -8,6 +8,7 @@
     python scripts/eval.py --checkpoint logs/demo --sim demo --ablate images    # a control: blind it
     python scripts/eval.py --checkpoint logs/libero --sim libero --suite libero_spatial --workers 2
     python scripts/eval.py --checkpoint logs/libero --sim libero --episodes 10 --first_state 10   # states 10-19
+    python scripts/eval.py --checkpoint logs/libero --sim libero --tasks 4 --episodes 10 --scenes sampled  # new scenes
     python scripts/eval.py --sim libero --policy scripted --tasks 0,1 --episodes_per_task 10
     python scripts/eval.py --sim demo --policy random --episodes 200           # the chance level
     python scripts/eval.py --sim demo --server ws://localhost:8000              # through a policy server
@@ -79,6 +80,11 @@ def main(argv=None) -> int:
     loop.add_argument("--first_state", type=int, default=0,
                       help="LIBERO: start from initial states FIRST..FIRST+N-1 of each task (default 0, the "
                            "benchmark's usual ten; 10 gives a second, disjoint set)")
+    loop.add_argument("--scenes", choices=["sampled", "redrawn"],
+                      help="LIBERO: new scenes drawn from the episode seeds (from 2000000 on, beyond the "
+                           "demonstrations') instead of the benchmark's states: 'sampled' as the demonstrations' "
+                           "are (the training distribution), 'redrawn' with the fixtures drawn again as the "
+                           "benchmark's states are started")
     loop.add_argument("--suite", help="task suite (LIBERO; default libero_spatial)")
     loop.add_argument("--tasks", help="comma-separated task ids (default: all tasks of the suite)")
     loop.add_argument("--workers", type=int, default=1, help="parallel simulator processes")
@@ -191,6 +197,8 @@ def main(argv=None) -> int:
             name += "_camera_{:g}m_{:g}deg".format(*args.camera_shift)
         if args.first_state:
             name += f"_states{args.first_state}-{args.first_state + args.episodes - 1}"  # eval_libero_spatial_states10-19
+        if args.scenes:
+            name += f"_{args.scenes}_scenes"  # eval_libero_spatial_redrawn_scenes
         if args.server:  # the server's run directory may be on another machine
             default_json = Path(f"{name}_server.json")
         else:
@@ -204,7 +212,7 @@ def main(argv=None) -> int:
             spec = ClosedLoopSpec(sim=args.sim, policy=args.policy if policy is None else policy.checkpoint_path,
                                   server=args.server,
                                   episodes_per_task=args.episodes, tasks=tasks, seed=args.seed,
-                                  first_state=args.first_state, suite=args.suite,
+                                  first_state=args.first_state, scenes=args.scenes, suite=args.suite,
                                   workers=args.workers, camera_size=args.camera_size, fast_render=args.fast_render,
                                   max_mesh_faces=args.max_mesh_faces,
                                   max_steps=args.max_steps, camera_shift=args.camera_shift,

@@ -250,6 +250,31 @@ def test_eval_rejects_bad_libero_arguments(tmp_path):
     assert out.returncode == 2 and "initial states 45..54" in out.stderr and "has states 0..49" in out.stderr
 
 
+def test_eval_on_drawn_scenes(tmp_path):
+    """--scenes: new scenes instead of the benchmark's states, seeded beyond the demonstrations', as
+    the demonstrations start them ('sampled') or as the fixed states are started ('redrawn')."""
+    from vggt_vla.sim.libero import DEMO_SEED, EVAL_SCENE_SEED, libero_episodes
+    from vggt_vla.sim.protocol import EnvOptions
+
+    drawn = libero_episodes(EnvOptions(scenes="redrawn"), [0, 4], 3, None)
+    assert [(e.task, e.seed, e.init_state, e.redraw_fixtures) for e in drawn[2:4]] == \
+        [(0, EVAL_SCENE_SEED + 2, None, True), (4, EVAL_SCENE_SEED + 4000, None, True)]
+    assert min(e.seed for e in drawn) > DEMO_SEED + 9999  # no demonstration scene
+    assert not any(e.redraw_fixtures for e in libero_episodes(EnvOptions(scenes="sampled"), [0], 2, None))
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--tasks", "0", "--episodes_per_task", "1",
+              "--scenes", "redrawn", "--max_steps", "3", "--json", str(tmp_path / "d.json"))
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    result = json.loads((tmp_path / "d.json").read_text())
+    assert result["settings"]["scenes"] == "redrawn"
+    assert [(r["seed"], r["init_state"]) for r in result["episode_records"]] == [(EVAL_SCENE_SEED, None)]
+    out = run("scripts/eval.py", "--sim", "libero", "--policy", "scripted", "--scenes", "sampled", "--first_state", "10",
+              "--json", str(tmp_path / "x.json"))
+    assert out.returncode == 2 and "picked by --seed" in out.stderr
+    out = run("scripts/eval.py", "--sim", "demo", "--policy", "scripted", "--scenes", "sampled",
+              "--json", str(tmp_path / "y.json"))
+    assert out.returncode == 2 and "drop --scenes" in out.stderr
+
+
 def test_second_set_of_initial_states_is_disjoint_from_the_first(tmp_path):
     """--first_state 10: the benchmark's states 10-19, each with its own episode seed, so a second
     score shares neither a scene nor a seed with the usual states 0-9."""

@@ -64,6 +64,7 @@ class ClosedLoopSpec:
     tasks: Optional[list[int]] = None    # task ids (None: every task of the suite)
     seed: Optional[int] = None           # first episode seed (None: the simulator's default)
     first_state: int = 0                 # LIBERO: start from initial states first_state.. (10: a second set)
+    scenes: Optional[str] = None         # LIBERO: "sampled" / "redrawn" scenes instead (EnvOptions.scenes)
     suite: Optional[str] = None          # task suite (None: the simulator's default)
     workers: int = 1                     # parallel processes
     camera_size: Optional[int] = None    # render resolution (None: the simulator's default)
@@ -102,7 +103,8 @@ class ClosedLoopSpec:
             if len(self.camera_shift) != 2 or not all(math.isfinite(v) for v in self.camera_shift):
                 raise ValueError(f"camera_shift={self.camera_shift}: give (metres, degrees), e.g. (0.05, 5)")
         check_max_mesh_faces(self.max_mesh_faces)
-        self.env_options = EnvOptions(suite=self.suite, camera_size=self.camera_size, fast_render=self.fast_render,
+        self.env_options = EnvOptions(suite=self.suite, scenes=self.scenes, camera_size=self.camera_size,
+                                      fast_render=self.fast_render,
                                       camera_shift=self.camera_shift, max_mesh_faces=self.max_mesh_faces,
                                       max_steps=self.max_steps, cameras=self.policy not in BUILT_IN_POLICIES)
 
@@ -297,7 +299,7 @@ def closed_loop_eval(spec: ClosedLoopSpec, policy=None, progress: bool = True) -
 
 
 def _video_path(spec: ClosedLoopSpec, ep: Episode) -> str:
-    start = "sampled" if ep.init_state is None else f"init{ep.init_state:02d}"
+    start = ("redrawn" if ep.redraw_fixtures else "sampled") if ep.init_state is None else f"init{ep.init_state:02d}"
     name = f"{spec.suite or spec.sim}_task{ep.task:02d}_{start}_seed{ep.seed}_{{outcome}}.mp4"
     return str(Path(spec.video_dir) / name)
 

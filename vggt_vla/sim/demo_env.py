@@ -316,6 +316,8 @@ def demo_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: int
                          "seed); drop --first_state and pass --seed for other scenes")
     if options.suite not in (None, "demo"):
         raise ValueError(f"the demo env has no suite {options.suite!r}; drop --suite")
+    if options.scenes is not None:
+        raise ValueError("the demo env always draws its scenes from the episode seeds; drop --scenes")
     if tasks not in (None, [0]):
         raise ValueError(f"the demo env has one task (0), not {tasks}; drop --tasks")
     if per_task < 1:

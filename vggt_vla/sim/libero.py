@@ -46,7 +46,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -397,7 +397,7 @@ class LiberoEnv:
 
     # ---------------------------------------------------------------- the closed-loop protocol
     def start(self, episode: Episode) -> dict:
-        return self.reset(episode.init_state, seed=episode.seed)
+        return self.reset(episode.init_state, seed=episode.seed, redraw_fixtures=episode.redraw_fixtures)
 
     def tags(self) -> dict[str, str]:
         return {}  # the runner reports success per task already
@@ -535,8 +535,18 @@ def libero_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: i
                     seed: Optional[int], first_state: int = 0) -> list[Episode]:
     """Initial states first_state..first_state+per_task-1 of each task (default: every task of the
     suite; states 0-9 are the benchmark's usual ten, 10-19 a disjoint second set), the episode from
-    state k of task t seeded `seed + 1000 t + k` (seed default 0). Checks that the tasks have them."""
+    state k of task t seeded `seed + 1000 t + k` (seed default 0). Checks that the tasks have them.
+    options.scenes "sampled" / "redrawn": per_task new scenes per task instead, drawn from seeds
+    `seed + 1000 t + k` (seed default EVAL_SCENE_SEED, beyond the demonstrations')."""
     suite = options.suite or DEFAULT_SUITE
+    if options.scenes is not None:
+        if options.scenes not in ("sampled", "redrawn"):
+            raise ValueError(f"scenes {options.scenes!r}: choose sampled or redrawn (or none: the benchmark's states)")
+        if first_state:
+            raise ValueError("first_state picks the benchmark's fixed states; drawn scenes (--scenes) are picked "
+                             "by --seed instead")
+        drawn = sampled_episodes(suite, tasks, per_task, EVAL_SCENE_SEED if seed is None else seed)
+        return [replace(ep, redraw_fixtures=options.scenes == "redrawn") for ep in drawn]
     tasks = list(range(num_tasks(suite))) if tasks is None else list(tasks)
     for t in tasks:
         count = len(load_task(suite, t).init_states)
@@ -551,6 +561,9 @@ def libero_episodes(options: EnvOptions, tasks: Optional[list[int]], per_task: i
 # Demonstrations start from sampled scenes seeded from here on: evaluation's seeds (0 + 1000 t + k)
 # never reach them, and neither do its scenes (the benchmark's fixed initial states).
 DEMO_SEED = 1_000_000
+# Evaluation on drawn scenes (--scenes) starts from here: beyond every demonstration seed
+# (DEMO_SEED + 1000 t + k, k < 1000) and every fixed state's episode seed.
+EVAL_SCENE_SEED = 2_000_000
 
 
 def sampled_episodes(suite: str, tasks: Optional[list[int]], per_task: int, seed: int = DEMO_SEED) -> list[Episode]:

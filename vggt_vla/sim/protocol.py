@@ -28,6 +28,7 @@ class Episode:
     task: int = 0        # task id within the suite (the demo has a single task family, 0)
     init_state: Optional[int] = 0  # the task's fixed initial state (LIBERO), or None: a scene drawn
                                    # from seed (LIBERO demonstrations; the demo env always does)
+    redraw_fixtures: bool = False  # LIBERO, a drawn scene: started as a fixed state is (LiberoEnv.reset)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class EnvOptions:
     # Visual meshes with more triangles than this are rendered from simplified copies (LIBERO:
     # sim/light_meshes.py); None: as shipped.
     max_mesh_faces: Optional[int] = None
+    # Which scenes episodes start from. None: the simulator's evaluation scenes (LIBERO: the
+    # benchmark's fixed initial states); "sampled": new ones drawn from the episode seeds, like the
+    # demonstrations' (the training distribution, unseen scenes); "redrawn": those with the fixtures
+    # drawn again, as the fixed states are started (LIBERO only).
+    scenes: Optional[str] = None
 
 
 class Actor(Protocol):
