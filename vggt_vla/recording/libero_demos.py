@@ -121,8 +121,8 @@ GEOMETRY_INFO = {"depth": "uint16 PNG, millimetres along the optical axis, 0 = n
                  "base_frame": "robot0_base"}
 INIT_STATES = ("sampled", "benchmark")
 # expert_success.json's mark of a generation whose frames show each episode's fixtures where its
-# reset put them (LiberoEnv.fixture_poses); earlier ones drew them where the render worker's last
-# reset did. Not a setting: a generation missing it is re-rendered correctly with --rerender.
+# reset put them (LiberoEnv.fixture_poses). A generation without it drew them where the render
+# worker's last reset put them. Not a setting: --rerender renders such a generation again.
 FIXTURES_AS_SIMULATED = "fixtures_as_simulated"
 
 _LIBERO_WORKER: dict = {}
@@ -171,15 +171,16 @@ def _render_job(job: tuple[Episode, str]) -> dict:
     demo["instruction"], demo["task"] = str(demo["instruction"]), episode.task
     env = _worker_env(episode.task)
     if "fixture_poses" not in demo:
-        # Saved before the poses were (2026-12-07): the same seeded reset draws them again, except
-        # where that reset depended on how many came before it in its worker (LiberoEnv._reset_scene).
-        env.reset(episode.init_state, seed=episode.seed, redraw_fixtures=_LIBERO_WORKER["redraw_fixtures"])
+        # An episode saved without its poses: the same seeded reset draws them again, unless the
+        # task's reset samples a drawer or a knob, whose draws depended on the resets before it in
+        # the simulating worker (LiberoEnv._reset_scene).
         if env.has_property_samplers:
-            raise ValueError(f"{path} was saved before generation recorded where the fixtures stood, and its "
-                             f"task's scenes could not be drawn again then (LIBERO re-added its drawer/knob "
-                             f"samplers at every reset): its frames cannot be rendered as simulated. Delete "
+            raise ValueError(f"{path} holds no fixture poses, and its task's scene cannot be drawn again from "
+                             f"its seed (its drawer/knob samplers made each reset depend on the ones before "
+                             f"it): its frames cannot be rendered as simulated. Delete "
                              f"{Path(path).parent}/task{episode.task:02d}_*.npz and run the same command again "
                              f"to simulate that task anew (the other tasks' episodes are kept)")
+        env.reset(episode.init_state, seed=episode.seed, redraw_fixtures=_LIBERO_WORKER["redraw_fixtures"])
         demo["fixture_poses"] = env.fixture_poses()
     demo.update(render_libero_frames(env, demo["sim_state"], _LIBERO_WORKER["geometry"], demo["fixture_poses"]))
     return demo
@@ -261,8 +262,8 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
         done = json.loads(done_file.read_text())
         if bool(done.get("geometry", False)) == geometry and not rerender:
             if not done.get(FIXTURES_AS_SIMULATED):
-                print(f"warning: {root}'s frames were rendered before generation recorded where the fixtures "
-                      f"stood (until 2026-12-07): the cabinet and stove are drawn up to ~3 cm / 4 degrees off "
+                print(f"warning: {root}'s frames were rendered without the fixtures' recorded poses: the "
+                      f"cabinet and stove are drawn up to ~3 cm / 4 degrees off "
                       f"where each episode had them, and what rests on them off its drawer or top. Pass "
                       f"--rerender to render them again from the saved episodes (no new simulation).",
                       file=sys.stderr)

@@ -346,9 +346,9 @@ class LiberoEnv:
     def _reset_scene(self) -> dict:
         """LIBERO's reset, drawing the same scene from the same numpy seed whatever ran before.
         LIBERO (0.1.1) appends its drawer and knob samplers (object_property_initializers) again at
-        every model load without removing the old ones, so each reset of a task with an opened
-        drawer or a turned knob (libero_spatial task 4) drew one value more than the last, shifting
-        every placement after it: the same seed gave another scene on each reset."""
+        every model load without removing the old ones: left alone, each reset of a task with an
+        opened drawer or a turned knob (libero_spatial task 4) draws one value more than the last,
+        shifting every placement after it, so the same seed gives another scene on each reset."""
         inner = self._env.env
         if inner.hard_reset:  # the model load that follows adds them back, one per property
             inner.object_property_initializers.clear()
