@@ -35,6 +35,10 @@ def condition(result: dict) -> str:
         name += " + camera {:g} m, {:g} deg".format(*s["camera_shift"])
     for hidden in s.get("ablate") or ():
         name += f" - {hidden}"
+    if s.get("tasks"):  # a subset of the suite's tasks (eval.py --tasks)
+        name += (", task " if len(s["tasks"]) == 1 else ", tasks ") + ",".join(map(str, s["tasks"]))
+    if s.get("scenes"):  # new scenes instead of the benchmark's states (eval.py --scenes)
+        name += f", {s['scenes']} scenes"
     return name
 
 

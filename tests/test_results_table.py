@@ -42,3 +42,16 @@ def test_a_run_without_results_or_with_a_broken_one_is_named(tmp_path):
     assert out.returncode == 2 and "missing ['success_rate'" in out.stderr
     out = run_script("scripts/results_table.py", tmp_path / "nowhere")
     assert out.returncode == 2 and "is not a run directory" in out.stderr
+
+
+def test_a_task_subset_and_new_scenes_get_columns_of_their_own(tmp_path):
+    """eval.py --tasks and --scenes results sit beside the whole suite's result in one run directory
+    (eval_libero_spatial_sampled_scenes.json, or a --json name): each is its own column, not a clash."""
+    expert = _score(tmp_path / "expert", "scripted")
+    subset = dict(expert, settings=dict(expert["settings"], tasks=[0]))
+    scenes = dict(expert, settings=dict(expert["settings"], tasks=[0], scenes="sampled"))
+    (tmp_path / "expert" / "eval_demo_task0.json").write_text(json.dumps(subset))
+    (tmp_path / "expert" / "eval_demo_sampled_scenes.json").write_text(json.dumps(scenes))
+    out = run_script("scripts/results_table.py", tmp_path / "expert")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "| run | demo | demo, task 0, sampled scenes | demo, task 0 |"
