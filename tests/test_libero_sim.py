@@ -309,6 +309,8 @@ def test_sampled_scenes_differ_by_seed_and_repeat(env):
 def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     import shutil
 
+    from vggt_vla.sim.libero_expert import EXPERT_REVISION
+
     out = tmp_path / "ds"
     shutil.copytree(demos, out)
     saved = sorted((out / "episodes").glob("*.npz"))
@@ -342,6 +344,11 @@ def test_generation_resumes_and_refuses_other_settings(demos, tmp_path):
     assert result.returncode == 2 and "redraw_fixtures: False there, True asked" in result.stderr
     result = run(*args[:-2], "--out", str(tmp_path / "new"), "--redraw_fixtures", "--init_states", "benchmark")
     assert result.returncode == 2 and "redraw_fixtures applies to sampled scenes" in result.stderr
+    # Episodes of an earlier scripted expert (a generation that predates the revision reads as 1):
+    # refused, not mixed with this expert's.
+    settings_file.write_text(json.dumps({k: v for k, v in settings.items() if k != "expert_revision"}))
+    result = run(*args)
+    assert result.returncode == 2 and f"expert_revision: 1 there, {EXPERT_REVISION} asked" in result.stderr
 
 
 def toy_quick_start(tmp_path, config: str, *settings: str):

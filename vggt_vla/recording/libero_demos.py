@@ -35,14 +35,14 @@ from vggt_vla.sim.libero import CAMERAS as LIBERO_CAMERAS
 from vggt_vla.sim.libero import STATE_NAMES as LIBERO_STATE_NAMES
 from vggt_vla.sim.libero import (DEMO_SEED, LiberoEnv, cached_env, libero_episodes, load_task, quat_to_axis_angle,
                                  sampled_episodes, simulator_versions)
-from vggt_vla.sim.libero_expert import LiberoExpert
+from vggt_vla.sim.libero_expert import EXPERT_REVISION, LiberoExpert
 from vggt_vla.sim.light_meshes import check_max_mesh_faces
 from vggt_vla.sim.protocol import EnvOptions, Episode
 
 
 # Settings a generation records that older generations lack, with the value they had then.
 SETTINGS_ADDED_LATER = {"action_noise_correlation": 0.0, "max_mesh_faces": None, "layout_exchange": 0.0,
-                        "redraw_fixtures": False}
+                        "redraw_fixtures": False, "expert_revision": 1}
 
 
 def record_libero_episode(env: LiberoEnv, expert: LiberoExpert, init_state: Optional[int], *,
@@ -253,7 +253,7 @@ def generate_libero_demos(out: str, *, suite: str = "libero_spatial", tasks: Opt
                 "image_size": size, "fast_render": fast_render, "max_mesh_faces": max_mesh_faces,
                 "action_noise": action_noise, "action_noise_correlation": action_noise_correlation,
                 "layout_exchange": layout_exchange, "redraw_fixtures": redraw_fixtures,
-                "init_states": init_states, "seed": seed,
+                "init_states": init_states, "seed": seed, "expert_revision": EXPERT_REVISION,
                 "simulator_versions": versions}
     root = Path(out)
     done_file = root / "expert_success.json"

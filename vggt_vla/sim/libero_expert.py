@@ -29,7 +29,7 @@ vertical at most:
     descend   to the grasp point (ends early if a fingertip comes to rest on the rim)
     grasp     close the fingers
     slide_out only when something overhangs the object (a cabinet top over a half-open drawer):
-              drag it out sideways first
+              drag it out sideways first, until it is out or stops moving
     lift      straight up to the carry height (the held object clears everything under its path)
     carry     until the object's origin is over the goal point for a few steps (the success test
               compares those two points), tracking where the object really sits in the hand
@@ -73,6 +73,12 @@ from .libero import LiberoEnv
 from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGER_OUTER, HAND_HALF_LENGTH,
                             HAND_HALF_WIDTH, HAND_HEIGHT, PALM_ABOVE, PullDrawer, Push, TurnKnob,
                             _yaw_matrix)
+
+# Recorded with every generation of demonstrations, which refuses to resume one made by another
+# revision (its episodes would mix two experts). Raise it when a change moves any episode.
+# 2 (2026-12-07): slide_out ends when the held object stops moving, not 40 steps later (libero_spatial
+# task 4: the policy learnt to push on against the cabinet forever; 2026-12-07-libero-spatial.md).
+EXPERT_REVISION = 2
 
 POS_SCALE = 0.05      # metres per unit of position action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5       # radians per unit of rotation action
@@ -577,7 +583,12 @@ class LiberoExpert:
     def _phase_slide_out(self, pos):
         if self._slipped(pos):
             return self._regrasp(pos)
-        if np.linalg.norm(pos[:2] - self.slide_to[:2]) < 0.01 or self.t_phase > 40:
+        # Out from under, or held where it is (the bowl catches on the cabinet's top panel short of
+        # slide_to, and lifts free from there): lift now. Pushing on against the wall until a timer runs out would show a
+        # policy a still arm whose next move hangs on a count it cannot see; a policy trained on
+        # that pushes on forever (docs/experiments/2026-12-07-libero-spatial.md).
+        self.stalled = self.stalled + 1 if np.linalg.norm(self.vel[:2]) < 0.0005 and self.t_phase > 3 else 0
+        if np.linalg.norm(pos[:2] - self.slide_to[:2]) < 0.01 or self.stalled >= 3 or self.t_phase > 40:
             self.grasp = np.array([*pos[:2], self.grasp[2]])  # lift from here
             self._goto("lift")
         return self._move(pos, self.slide_to, CLOSE)
