@@ -584,10 +584,11 @@ class LiberoExpert:
         if self._slipped(pos):
             return self._regrasp(pos)
         # Out from under, or held where it is (the bowl catches on the cabinet's top panel short of
-        # slide_to, and lifts free from there): lift now. Pushing on against the wall until a timer runs out would show a
-        # policy a still arm whose next move hangs on a count it cannot see; a policy trained on
-        # that pushes on forever (docs/experiments/2026-12-07-libero-spatial.md).
-        self.stalled = self.stalled + 1 if np.linalg.norm(self.vel[:2]) < 0.0005 and self.t_phase > 3 else 0
+        # slide_to, and lifts free from there): lift now. Pushing on until a timer runs out would
+        # show a policy a still arm whose next move hangs on a count it cannot see; a policy
+        # trained on that pushes on forever (docs/experiments/2026-12-07-libero-spatial.md). The
+        # slide moves ~6 mm a step; 1.5 mm stays above the demonstrations' action-noise jitter.
+        self.stalled = self.stalled + 1 if np.linalg.norm(self.vel[:2]) < 0.0015 and self.t_phase > 3 else 0
         if np.linalg.norm(pos[:2] - self.slide_to[:2]) < 0.01 or self.stalled >= 3 or self.t_phase > 40:
             self.grasp = np.array([*pos[:2], self.grasp[2]])  # lift from here
             self._goto("lift")
