@@ -359,13 +359,21 @@ class LiberoExpert:
                 tops.append(box.hi[2])
         return float(max(tops, default=-np.inf))
 
-    def _carry_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
-        """The held object's bottom clears everything under its path by CLEARANCE; no higher (the
-        arm's reach shrinks with height)."""
+    def _clearing_height(self, obj_way, floor: float, hand_above_bottom: float, hand_way) -> float:
+        """The hand height at which the held object's bottom clears, by CLEARANCE, what lies under
+        its way `obj_way` (start and end xy) and `floor`, and the palm clears what lies beside the
+        hand's way `hand_way`; no higher than the arm reaches (its reach shrinks with height)."""
         obj = self._box(self.obj_name)
-        top = max(self._path_top(start_xy, end_xy, obj.half_width + 0.01), obj.hi[2])
-        palm = self._path_top(start_xy, end_xy, HAND_HALF_LENGTH) - PALM_ABOVE + 0.01  # the palm beside it
-        return min(max(float(top + (obj.hi[2] - obj.lo[2]) + CLEARANCE), palm), self._max_height())
+        top = max(self._path_top(*obj_way, obj.half_width + 0.01), floor)
+        palm = self._path_top(*hand_way, HAND_HALF_LENGTH) - PALM_ABOVE + 0.01  # the palm beside it
+        return min(max(float(top + hand_above_bottom + CLEARANCE), palm), self._max_height())
+
+    def _carry_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
+        """Planned before the grasp: the object is still where it stands (its own top is the
+        floor), and the hand will hold it about its own height above its bottom."""
+        obj = self._box(self.obj_name)
+        way = (start_xy, end_xy)
+        return self._clearing_height(way, obj.hi[2], obj.hi[2] - obj.lo[2], way)
 
     def _approach_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
         """The open fingers clear everything under the way to the grasp point."""
@@ -667,12 +675,11 @@ class LiberoExpert:
         return pos[:2] + self._goal_point()[:2] - self._body_pos(self.obj_name)[:2]
 
     def _way_ahead_height(self, pos) -> float:
-        """The hand height at which the held object clears, by CLEARANCE, what lies under the rest of
-        its way and the surface it is put on, and the palm clears what lies beside the hand's way."""
+        """During the carry: the rest of the way, from where the object and the hand are now; the
+        floor is the surface it is put on, and the hand's height above its bottom is measured."""
         obj = self._box(self.obj_name)
-        top = max(self._path_top(obj.center[:2], self._goal_point()[:2], obj.half_width + 0.01), self._rest_height())
-        palm = self._path_top(pos[:2], self._place_xy(pos), HAND_HALF_LENGTH) - PALM_ABOVE + 0.01
-        return max(float(top + CLEARANCE + (pos[2] - obj.lo[2])), palm)
+        return self._clearing_height((obj.center[:2], self._goal_point()[:2]), self._rest_height(),
+                                     pos[2] - obj.lo[2], (pos[:2], self._place_xy(pos)))
 
     def _phase_carry(self, pos):
         # The lift cleared the object's own start and everything under the whole way; the carry
