@@ -83,7 +83,10 @@ from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGE
 # task 4: the policy learnt to push on against the cabinet forever; 2026-12-07-libero-spatial.md).
 # 3 (2026-12-07): the carry comes down to the height the way ahead needs (task 9: the bowl picked off
 # the cabinet was carried to and lowered from 35 cm above the plate, swinging; 2026-12-07-libero-spatial.md).
-EXPERT_REVISION = 3
+# 4 (2026-12-07): a rim grasp is also chosen within easy reach where the object is put down. Beyond
+# it the arm barely moves back towards its base, and the hand dithered over the plate for up to 80
+# steps, rising (libero_spatial tasks 0, 2, 5, 7; 2026-12-07-libero-spatial.md).
+EXPERT_REVISION = 4
 
 POS_SCALE = 0.05      # metres per unit of position action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5       # radians per unit of rotation action
@@ -359,13 +362,21 @@ class LiberoExpert:
                 tops.append(box.hi[2])
         return float(max(tops, default=-np.inf))
 
-    def _carry_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
-        """The held object's bottom clears everything under its path by CLEARANCE; no higher (the
-        arm's reach shrinks with height)."""
+    def _clearing_height(self, obj_way, floor: float, hand_above_bottom: float, hand_way) -> float:
+        """The hand height at which the held object's bottom clears, by CLEARANCE, what lies under
+        its way `obj_way` (start and end xy) and `floor`, and the palm clears what lies beside the
+        hand's way `hand_way`; no higher than the arm reaches (its reach shrinks with height)."""
         obj = self._box(self.obj_name)
-        top = max(self._path_top(start_xy, end_xy, obj.half_width + 0.01), obj.hi[2])
-        palm = self._path_top(start_xy, end_xy, HAND_HALF_LENGTH) - PALM_ABOVE + 0.01  # the palm beside it
-        return min(max(float(top + (obj.hi[2] - obj.lo[2]) + CLEARANCE), palm), self._max_height())
+        top = max(self._path_top(*obj_way, obj.half_width + 0.01), floor)
+        palm = self._path_top(*hand_way, HAND_HALF_LENGTH) - PALM_ABOVE + 0.01  # the palm beside it
+        return min(max(float(top + hand_above_bottom + CLEARANCE), palm), self._max_height())
+
+    def _carry_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
+        """Planned before the grasp: the object is still where it stands (its own top is the
+        floor), and the hand will hold it about its own height above its bottom."""
+        obj = self._box(self.obj_name)
+        way = (start_xy, end_xy)
+        return self._clearing_height(way, obj.hi[2], obj.hi[2] - obj.lo[2], way)
 
     def _approach_height(self, start_xy: np.ndarray, end_xy: np.ndarray) -> float:
         """The open fingers clear everything under the way to the grasp point."""
@@ -503,7 +514,9 @@ class LiberoExpert:
             pads = [grasp[:2] + 0.05 * u[:2], grasp[:2] - 0.05 * u[:2]]  # outer, inner finger (open)
             floor = grasp[2] - 0.02  # the fingertips' lowest point
             room = min(self._free_room(p, floor, parts) for p in [grasp[:2], *pads])
-            reach = float(np.linalg.norm(grasp[:2] - base_xy))  # far points are at the arm's limit
+            # Far points are at the arm's limit, where it is now and where it puts the object down.
+            put_down = goal[:2] + grasp[:2] - origin[:2]
+            reach = float(max(np.linalg.norm(grasp[:2] - base_xy), np.linalg.norm(put_down - base_xy)))
             # Under an overhang (the cabinet top over a half-open drawer) the fingers cannot come down.
             covered = any(box.lo[2] > grasp[2] + 0.005 and np.all(box.lo[:2] <= grasp[:2])
                           and np.all(grasp[:2] <= box.hi[:2]) for box in parts)
@@ -667,12 +680,11 @@ class LiberoExpert:
         return pos[:2] + self._goal_point()[:2] - self._body_pos(self.obj_name)[:2]
 
     def _way_ahead_height(self, pos) -> float:
-        """The hand height at which the held object clears, by CLEARANCE, what lies under the rest of
-        its way and the surface it is put on, and the palm clears what lies beside the hand's way."""
+        """During the carry: the rest of the way, from where the object and the hand are now; the
+        floor is the surface it is put on, and the hand's height above its bottom is measured."""
         obj = self._box(self.obj_name)
-        top = max(self._path_top(obj.center[:2], self._goal_point()[:2], obj.half_width + 0.01), self._rest_height())
-        palm = self._path_top(pos[:2], self._place_xy(pos), HAND_HALF_LENGTH) - PALM_ABOVE + 0.01
-        return max(float(top + CLEARANCE + (pos[2] - obj.lo[2])), palm)
+        return self._clearing_height((obj.center[:2], self._goal_point()[:2]), self._rest_height(),
+                                     pos[2] - obj.lo[2], (pos[:2], self._place_xy(pos)))
 
     def _phase_carry(self, pos):
         # The lift cleared the object's own start and everything under the whole way; the carry
