@@ -523,7 +523,7 @@ class LiberoExpert:
             # The palm (21 cm along the finger axis) must not hit a neighbour, here or where the
             # object is put down (a bowl on a plate next to the cabinet's handles).
             hits = 10.0 * min(self._hand_hits(grasp, u[:2], parts), 0.1) + 5.0 * min(self._hand_hits(
-                np.array([*(goal[:2] + grasp[:2] - origin[:2]), grasp[2] + drop]), u[:2], parts, fingers=False), 0.1)
+                np.array([*put_down, grasp[2] + drop]), u[:2], parts, fingers=False), 0.1)
             score = (min(room, 0.04) - 0.01 * abs(yaw) - 2.0 * max(0.0, reach - COMFORT_REACH) - float(covered)
                      - hits)
             if score > best_score:
