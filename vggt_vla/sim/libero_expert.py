@@ -16,7 +16,8 @@ from MuJoCo. The goal decides what it does:
     (On obj region)      ... into the region's footprint (a stove's plate, a cabinet's top); an
                          object too wide and flat to grasp (a plate) onto a table region: pushed
     (In obj region)      ... into the region's box (libero_object's basket); a region in a closed
-                         drawer: pull the drawer open first
+                         drawer: pull the drawer open first, and before that push the object
+                         out of the way if the open drawer would leave no grasp of it
     (Open drawer_region) pull the drawer open
     (TurnOn fixture)     turn its knob
 
@@ -86,7 +87,10 @@ from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGE
 # 4 (2026-12-07): a rim grasp is also chosen within easy reach where the object is put down. Beyond
 # it the arm barely moves back towards its base, and the hand dithered over the plate for up to 80
 # steps, rising (libero_spatial tasks 0, 2, 5, 7; 2026-12-07-libero-spatial.md).
-EXPERT_REVISION = 4
+# 5 (2026-12-07): into a closed drawer that will reach over the object, push it clear first; a
+# drawer pulled with fewer, quicker moves; into a drawer, the object goes to the region's near side
+# (libero_goal task 3: 0/10 -> 10/10; 2026-12-03-libero-object-goal.md).
+EXPERT_REVISION = 5
 
 POS_SCALE = 0.05      # metres per unit of position action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5       # radians per unit of rotation action
@@ -103,6 +107,7 @@ COMFORT_REACH = 0.74  # horizontal distance (m) from the robot base beyond which
 KP, KD = 1.5, 2.0     # position gain (per step) and damping on the hand's per-step displacement
 PALM_PRESS = 0.015    # how far (m) the palm may come down on a neighbour when nothing else reaches an object
 GRIP_END_MARGIN = 0.015  # a long object may be gripped off its middle, up to this far (m) from its ends
+MAKE_ROOM_SPEED = 1.0  # pushing an object out of a drawer's way: the whole task must fit in 300 steps
 GRASP_YAWS = np.deg2rad(np.arange(-75, 90, 15))  # turns of the hand tried for a narrow object
 
 
@@ -178,6 +183,11 @@ def _rect_meets_box(centre: np.ndarray, u: np.ndarray, half_u: float, half_v: fl
     return True
 
 
+def _boxes_meet(a: Box, b: Box) -> bool:
+    """Whether two boxes overlap (in 3-D)."""
+    return bool(np.all(a.lo < b.hi) and np.all(b.lo < a.hi))
+
+
 def _segment_box_distance(a: np.ndarray, b: np.ndarray, box: Box) -> float:
     """Horizontal distance from the segment a-b to `box` (0 when they overlap), sampled."""
     ts = np.linspace(0.0, 1.0, 21)[:, None]
@@ -240,8 +250,51 @@ class LiberoExpert:
             return [self._pull(self.drawer)]
         if self.target.site is not None and self._inner.object_sites_dict[self.target.site].joints:
             pull = self._pull(self.target.site)  # into a drawer: open it first, unless it is open
-            return [] if pull.is_open() else [pull]
+            if pull.is_open():
+                return []
+            make_room = self._make_room(pull)
+            return [make_room, pull] if make_room else [pull]
         return []
+
+    def _make_room(self, pull: PullDrawer) -> Optional[Push]:
+        """The push that takes the object to pick out from under where a drawer will open, or None
+        if it need not move. libero_goal task 3: the top drawer, once open, reaches over the bowl's
+        near half 10 cm above its rim, and every rim grasp then has the palm (21 cm along the finger
+        axis) or a finger under the drawer. The object goes the shortest way (2-12 cm, 12 directions)
+        to where a rim grasp comes down clear of the drawer as `pull` will leave it, and where it
+        stands clear of everything else; pushed before the pull, while the closed drawer leaves
+        room behind it for the hand. Only for wide objects, pinched at the rim (a narrow one is
+        grasped across its centre, `_across_grasp`, which this does not plan for)."""
+        local, _ = self._local_box()
+        if min(local.hi[:2] - local.lo[:2]) <= GRIPPER_SPAN:
+            return None
+        model, data = self.env.sim.model._model, self.env.sim.data._data
+        drawer = frozenset(_subtree_geoms(model, pull.drawer_body()))
+        travel = pull.travel()
+        opened = [Box(b.lo + travel, b.hi + travel) for b in (_bounding_box(model, data, [g]) for g in drawer)]
+        parts = self._part_boxes(skip=drawer) + opened
+        # What it may not be pushed into: whole objects (a plate's parts, one by one, would stand
+        # in every direction), but the cabinet part by part (its drawer moves), and not the small
+        # loose objects under half its height, which its rim passes over or which it shoves along
+        # (a cream cheese pack: otherwise it boxed in the bowl in some scenes).
+        box = self._box(self.obj_name)
+        cabinet = [_bounding_box(model, data, [g]) for g in _subtree_geoms(model, self._body_id(self.target.body))
+                   if g not in drawer]
+        low = box.lo[2] + (box.hi[2] - box.lo[2]) / 2
+        loose_and_low = {name for name in self._inner.objects_dict if self._box(name).hi[2] < low}
+        neighbours = [self._box(name) for name in self._others()
+                      if name != self.target.body and name not in loose_and_low] + cabinet + opened
+        for distance in [0.0, *np.arange(0.02, 0.125, 0.01)]:
+            for angle in np.deg2rad(np.arange(0, 360, 30)) if distance else [0.0]:
+                shift = np.array([np.cos(angle), np.sin(angle), 0.0]) * distance
+                if distance and any(self._pushed_into(box, shift, other) for other in neighbours):
+                    continue
+                if any(self._hand_hits(grasp + shift, u[:2], parts) == 0 for u, grasp in self._rim_points()):
+                    if not distance:
+                        return None
+                    goal = self._body_pos(self.obj_name)[:2] + shift[:2] * (distance + 0.01) / distance
+                    return Push(self, self.obj_name, goal, 0.01, speed=MAKE_ROOM_SPEED)
+        return None  # nowhere near: grasp from where it is and hope
 
     def _pull(self, region: str) -> PullDrawer:
         """The skill that opens the drawer holding `region` (a site on the drawer's body)."""
@@ -494,22 +547,13 @@ class LiberoExpert:
         around them, preferring less turning and points within easy reach. The rim is taken in the
         object's own frame, so a tilted bowl (e.g. resting on a ramekin) is grasped where its rim
         really is."""
-        local, rot = self._local_box()
         origin = self._body_pos(self.obj_name)
-        radius = local.half_width - RIM_INSET
         base_xy = np.array(self._inner.robots[0].base_pos)[:2]
         parts = self._part_boxes()
         goal = self._goal_point()
         drop = self._rest_height() - box.lo[2]  # how much lower the object ends than it starts
         best, best_score = None, -np.inf
-        for angle in np.deg2rad(np.arange(0, 360, 30)):
-            u = np.array([np.cos(angle), np.sin(angle), 0.0])
-            u_local = rot.T @ u
-            u_local[2] = 0.0
-            u_local /= np.linalg.norm(u_local)
-            rim_local = np.array([*local.center[:2], local.hi[2]]) + radius * u_local
-            rim = origin + rot @ rim_local
-            grasp = np.array([rim[0], rim[1], rim[2] - RIM_DEPTH])
+        for u, grasp in self._rim_points():
             yaw = self._hand_yaw(u)
             pads = [grasp[:2] + 0.05 * u[:2], grasp[:2] - 0.05 * u[:2]]  # outer, inner finger (open)
             floor = grasp[2] - 0.02  # the fingertips' lowest point
@@ -530,6 +574,32 @@ class LiberoExpert:
                 best, best_score = (grasp, float(yaw)), score
         return best
 
+    @staticmethod
+    def _pushed_into(box: Box, shift: np.ndarray, part: Box, margin: float = 0.015) -> bool:
+        """Whether moving `box` by `shift` [3] takes it within `margin` of `part`: newly, or further
+        towards a part it is that close to already (a bowl whose rim reaches over a plate's)."""
+        near = Box(box.lo - margin, box.hi + margin)
+        if not _boxes_meet(Box(near.lo + shift, near.hi + shift), part):
+            return False
+        return not _boxes_meet(near, part) or float(shift[:2] @ (part.center - box.center)[:2]) > 0
+
+    def _rim_points(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(u, grasp) for 12 points around a wide object's rim: the horizontal unit vector [3] from
+        its centre out to the point, along which the fingers close, and the grip point [3], RIM_DEPTH
+        below the rim. The rim is taken in the object's own frame (a tilted bowl's is tilted)."""
+        local, rot = self._local_box()
+        origin = self._body_pos(self.obj_name)
+        radius = local.half_width - RIM_INSET
+        points = []
+        for angle in np.deg2rad(np.arange(0, 360, 30)):
+            u = np.array([np.cos(angle), np.sin(angle), 0.0])
+            u_local = rot.T @ u
+            u_local[2] = 0.0
+            u_local /= np.linalg.norm(u_local)
+            rim = origin + rot @ (np.array([*local.center[:2], local.hi[2]]) + radius * u_local)
+            points.append((u, np.array([rim[0], rim[1], rim[2] - RIM_DEPTH])))
+        return points
+
     def _grasp_height(self, box: Box) -> float:
         """Fingertips about 2/3 of the way down a narrow object's side, or on a tall one as low as
         the palm allows: it sits PALM_ABOVE over the grip point, and must stay above the object's
@@ -539,15 +609,15 @@ class LiberoExpert:
         low = box.lo[2] + max(0.01, min(0.35 * height, height - 0.02))
         return float(max(low, box.hi[2] - PALM_ABOVE + 0.005))
 
-    def _part_boxes(self) -> list[Box]:
-        """One box per collision geom of every other object: a cabinet's top panel and its open
-        drawer are separate obstacles, not one big block."""
+    def _part_boxes(self, skip: frozenset[int] = frozenset()) -> list[Box]:
+        """One box per collision geom of every other object (but the geoms in `skip`): a cabinet's
+        top panel and its open drawer are separate obstacles, not one big block."""
         model, data = self.env.sim.model._model, self.env.sim.data._data
         boxes = []
         for name in self._others():
             if name not in self._geoms:
                 self._geoms[name] = _subtree_geoms(model, self._body_id(name))
-            boxes += [_bounding_box(model, data, [g]) for g in self._geoms[name]]
+            boxes += [_bounding_box(model, data, [g]) for g in self._geoms[name] if g not in skip]
         return boxes
 
     def _free_room(self, xy: np.ndarray, floor: float, parts: list[Box]) -> float:
@@ -660,9 +730,11 @@ class LiberoExpert:
         if self.target.site is None:
             return self._body_pos(self.target.body)
         region = self._site_box(self.target.site)
-        if self.target.inside:
+        if self.target.inside and not self._inner.object_sites_dict[self.target.site].joints:
             return region.center
         half = (region.hi - region.lo)[:2] / 2
+        if self.target.inside:  # a drawer: as near as the object fits, 1.5 cm from the region's sides
+            half = np.minimum(half, 2 * (half - self._box(self.obj_name).half_width - 0.015).clip(0))
         toward = np.array(self._inner.robots[0].base_pos)[:2] - region.center[:2]
         return np.array([*(region.center[:2] + np.clip(toward, -half / 2, half / 2)), region.center[2]])
 

@@ -34,7 +34,6 @@ KNOB_OVERTURN = 0.25  # turn a knob this far (rad) past the angle that counts as
 HANDLE_DEPTH = 0.016  # a drawer's handle: its parts within this (m) of its outermost point
 DRAWER_APPROACH = 0.07  # the hand lines up this far (m) in front of the handle before coming in
 DRAWER_OVERPULL = 0.015  # pull a drawer this far (m) past the position that counts as open
-HALF_CLOSE_STEPS = 3  # close the open fingers this many steps, then hold: about half open
 
 
 def _yaw_matrix(yaw: float) -> np.ndarray:
@@ -55,8 +54,9 @@ class Push:
 
     name = "push"
 
-    def __init__(self, expert: "LiberoExpert", obj: str, goal: np.ndarray, tolerance: float):
+    def __init__(self, expert: "LiberoExpert", obj: str, goal: np.ndarray, tolerance: float, speed: float = 0.5):
         self.x, self.obj, self.goal, self.tolerance = expert, obj, np.asarray(goal, dtype=np.float64)[:2], tolerance
+        self.speed = speed  # of the push, halved over its last 5 cm
         self.phase, self.t = "rise", 0
         self.behind, self.across = True, True
 
@@ -122,7 +122,7 @@ class Push:
             return self.x._move(pos, pos + np.array([0.0, 0.0, 0.05]), CLOSE)
         remaining = float(np.linalg.norm(self.goal - origin))
         ahead = start + d * ((pos[:2] - start) @ d + min(0.03, remaining))
-        return self.x._move(pos, np.array([*ahead, height]), CLOSE, 0.5 if remaining > 0.05 else 0.25)
+        return self.x._move(pos, np.array([*ahead, height]), CLOSE, self.speed if remaining > 0.05 else self.speed / 2)
 
 
 class TurnKnob:
@@ -231,14 +231,25 @@ class PullDrawer:
     def is_open(self) -> bool:
         return (self._qpos() - self.open_at) * self.sign > 0
 
-    def _plan(self) -> None:
+    def _out(self) -> np.ndarray:
+        """Unit vector [3]: the way the drawer's front moves when opening."""
         model, data = self.x.env.sim.model._model, self.x.env.sim.data._data
-        j = model.joint(self.joint).id
-        out = np.array(data.xaxis[j]) * self.sign  # the drawer's front moves this way when opening
+        out = np.array(data.xaxis[model.joint(self.joint).id]) * self.sign
         if abs(out[2]) > 0.1:
             raise NotImplementedError(f"drawer joint {self.joint!r} does not slide horizontally (axis {out})")
-        self.out = out / np.linalg.norm(out)
-        corners = self.x._corners_of_body(int(model.jnt_bodyid[j]))
+        return out / np.linalg.norm(out)
+
+    def travel(self) -> np.ndarray:
+        """How far the drawer will move [3] (world), from where it is now to pulled open."""
+        return self._out() * (abs(self.open_at - self._qpos()) + DRAWER_OVERPULL)
+
+    def drawer_body(self) -> int:
+        model = self.x.env.sim.model._model
+        return int(model.jnt_bodyid[model.joint(self.joint).id])
+
+    def _plan(self) -> None:
+        self.out = self._out()
+        corners = self.x._corners_of_body(self.drawer_body())
         reach = corners @ self.out
         handle = corners[reach > reach.max() - HANDLE_DEPTH]  # the bar: the outermost part
         self.grip = (handle.min(0) + handle.max(0)) / 2
@@ -251,7 +262,7 @@ class PullDrawer:
         # only way across the bar: it is 9 cm long), and the palm reaches 10 cm below the handle,
         # where it may press on a plate standing there
         self.rot = _axis_rotation(tilt, np.pi / 2) @ _yaw_matrix(self.x._hand_yaw(self.out[:2])) @ start
-        self.distance = abs(self.open_at - self._qpos()) + DRAWER_OVERPULL
+        self.distance = float(np.linalg.norm(self.travel()))
 
     def _turned(self, rot: np.ndarray) -> bool:
         _, current = self.x._eef()
@@ -260,27 +271,38 @@ class PullDrawer:
 
     def act(self, pos: np.ndarray) -> Optional[np.ndarray]:
         self.t += 1
+        front = self.grip + self.out * DRAWER_APPROACH if self.phase != "plan" else None
         if self.phase == "plan":
             self._plan()
             self._goto("align")
-        front = self.grip + self.out * DRAWER_APPROACH
-        above = np.array([*front[:2], max(front[2] + HAND_HALF_LENGTH + HOVER, pos[2])])
-        if self.phase == "align":  # above the point in front of the handle, the hand turned, the fingers half closed
+            front = self.grip + self.out * DRAWER_APPROACH
+            # The turned hand's palm hangs HAND_HALF_LENGTH below the grip point: it goes straight up
+            # until that clears what lies under its way to the handle, then over at once, coming
+            # down in front of the handle from above only where the palm would not clear (a plate
+            # below a low drawer).
+            from .libero_expert import _segment_box_distance  # that module imports this one
+
+            tops = [part.hi[2] for part in self.x._part_boxes()
+                    if _segment_box_distance(pos[:2], front[:2], part) < HAND_HALF_WIDTH + 0.02]
+            self.clear_z = max(tops, default=-np.inf) + HAND_HALF_LENGTH + 0.01
+        above = np.array([*front[:2], max(front[2], self.clear_z)])
+        # Align: above the point in front of the handle, the hand turned, the fingers open. (Half
+        # closed, they wedged against the bar of libero_goal task 3's top drawer, state 2.)
+        if self.phase == "align":
             self.x.hold_rot = self.rot
-            if pos[2] < above[2] - 0.02 and np.linalg.norm(pos[:2] - front[:2]) > 0.02:
+            if pos[2] < min(self.clear_z, above[2] - 0.02) and np.linalg.norm(pos[:2] - front[:2]) > 0.02:
                 return self.x._move(pos, np.array([*pos[:2], above[2]]), OPEN)  # up first, clear of all
             if np.linalg.norm(pos - above) < 0.02 and self._turned(self.rot) or self.t > 60:
                 self._goto("lower")
-            gripper = CLOSE if self.t <= HALF_CLOSE_STEPS else 0.0
-            return self.x._move(pos, above, gripper)
+            return self.x._move(pos, above, OPEN)
         if self.phase == "lower":
             if np.linalg.norm(pos - front) < 0.012 or self.t > 40:
                 self._goto("in")
-            return self.x._move(pos, front, 0.0, 0.6)
+            return self.x._move(pos, front, 0.0, 1.0)
         if self.phase == "in":
             if np.linalg.norm(pos - self.grip) < 0.006 or self.t > 40:
                 self._goto("grasp")
-            return self.x._move(pos, self.grip, 0.0, 0.5)
+            return self.x._move(pos, self.grip, 0.0, 0.8)
         if self.phase == "grasp":
             if self.t >= 8:
                 self.pull_from = pos.copy()
@@ -289,19 +311,16 @@ class PullDrawer:
         if self.phase == "pull":
             if self.is_open() and (self._qpos() - self.open_at) * self.sign > DRAWER_OVERPULL / 2 or self.t > 80:
                 self._goto("release")
-            return self.x._move(pos, self.pull_from + self.out * self.distance, CLOSE, 0.6)
+            return self.x._move(pos, self.pull_from + self.out * self.distance, CLOSE, 1.0)
         if self.phase == "release":
             if self.t >= 6:
-                self.back_to = pos + self.out * 0.04
+                self.release_at = pos.copy()
+                self.back_to = pos + self.out * 0.04 + np.array([0.0, 0.0, 0.06])
                 self._goto("back")
             return self.x._move(pos, pos, OPEN, 0.2)
-        if self.phase == "back":
-            if np.linalg.norm(pos - self.back_to) < 0.01 or self.t > 20:
-                self.up_to = pos + np.array([0.0, 0.0, 0.06])
-                self._goto("up")
-            return self.x._move(pos, self.back_to, OPEN)
-        # up, turning the hand back to pointing down (what comes next finishes the turn)
-        self.x.hold_rot = self.x.start_rot
-        if pos[2] > self.up_to[2] - 0.015 or self.t > 20:
+        # back and up at once; the hand turns back to pointing down once its fingers are clear of the handle
+        if (pos - self.release_at) @ self.out > 0.02:
+            self.x.hold_rot = self.x.start_rot
+        if np.linalg.norm(pos - self.back_to) < 0.015 and self._turned(self.x.start_rot) or self.t > 30:
             return None
-        return self.x._move(pos, self.up_to, OPEN)
+        return self.x._move(pos, self.back_to, OPEN)
