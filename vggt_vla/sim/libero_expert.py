@@ -276,20 +276,20 @@ class LiberoExpert:
         # What it may not be pushed into: whole objects (a plate's parts, one by one, would stand
         # in every direction), but the cabinet part by part (its drawer moves), and not the small
         # loose objects under half its height, which its rim passes over or which it shoves along
-        # (a cream cheese pack: otherwise it boxed in the bowl in some scenes).
+        # (a cream cheese pack, which would box the bowl in in some scenes).
         box = self._box(self.obj_name)
-        cabinet = [_bounding_box(model, data, [g]) for g in _subtree_geoms(model, self._body_id(self.target.body))
-                   if g not in drawer]
+        cabinet = [_bounding_box(model, data, [g]) for g in self._geoms[self.target.body] if g not in drawer]
         low = box.lo[2] + (box.hi[2] - box.lo[2]) / 2
         loose_and_low = {name for name in self._inner.objects_dict if self._box(name).hi[2] < low}
         neighbours = [self._box(name) for name in self._others()
                       if name != self.target.body and name not in loose_and_low] + cabinet + opened
+        rim = self._rim_points()
         for distance in [0.0, *np.arange(0.02, 0.125, 0.01)]:
             for angle in np.deg2rad(np.arange(0, 360, 30)) if distance else [0.0]:
                 shift = np.array([np.cos(angle), np.sin(angle), 0.0]) * distance
                 if distance and any(self._pushed_into(box, shift, other) for other in neighbours):
                     continue
-                if any(self._hand_hits(grasp + shift, u[:2], parts) == 0 for u, grasp in self._rim_points()):
+                if any(self._hand_hits(grasp + shift, u[:2], parts) == 0 for u, grasp in rim):
                     if not distance:
                         return None
                     goal = self._body_pos(self.obj_name)[:2] + shift[:2] * (distance + 0.01) / distance

@@ -247,7 +247,7 @@ class PullDrawer:
         model = self.x.env.sim.model._model
         return int(model.jnt_bodyid[model.joint(self.joint).id])
 
-    def _plan(self) -> None:
+    def _plan(self, pos: np.ndarray) -> None:
         self.out = self._out()
         corners = self.x._corners_of_body(self.drawer_body())
         reach = corners @ self.out
@@ -263,6 +263,16 @@ class PullDrawer:
         # where it may press on a plate standing there
         self.rot = _axis_rotation(tilt, np.pi / 2) @ _yaw_matrix(self.x._hand_yaw(self.out[:2])) @ start
         self.distance = float(np.linalg.norm(self.travel()))
+        # The turned hand's palm hangs HAND_HALF_LENGTH below the grip point: it goes straight up
+        # until that clears what lies under its way to the handle, then over at once, coming down
+        # in front of the handle from above only where the palm would not clear (a plate below a
+        # low drawer).
+        from .libero_expert import _segment_box_distance  # that module imports this one
+
+        front = self.grip + self.out * DRAWER_APPROACH
+        tops = [part.hi[2] for part in self.x._part_boxes()
+                if _segment_box_distance(pos[:2], front[:2], part) < HAND_HALF_WIDTH + 0.02]
+        self.clear_z = max(tops, default=-np.inf) + HAND_HALF_LENGTH + 0.01
 
     def _turned(self, rot: np.ndarray) -> bool:
         _, current = self.x._eef()
@@ -271,23 +281,13 @@ class PullDrawer:
 
     def act(self, pos: np.ndarray) -> Optional[np.ndarray]:
         self.t += 1
-        front = self.grip + self.out * DRAWER_APPROACH if self.phase != "plan" else None
         if self.phase == "plan":
-            self._plan()
+            self._plan(pos)
             self._goto("align")
-            front = self.grip + self.out * DRAWER_APPROACH
-            # The turned hand's palm hangs HAND_HALF_LENGTH below the grip point: it goes straight up
-            # until that clears what lies under its way to the handle, then over at once, coming
-            # down in front of the handle from above only where the palm would not clear (a plate
-            # below a low drawer).
-            from .libero_expert import _segment_box_distance  # that module imports this one
-
-            tops = [part.hi[2] for part in self.x._part_boxes()
-                    if _segment_box_distance(pos[:2], front[:2], part) < HAND_HALF_WIDTH + 0.02]
-            self.clear_z = max(tops, default=-np.inf) + HAND_HALF_LENGTH + 0.01
+        front = self.grip + self.out * DRAWER_APPROACH
         above = np.array([*front[:2], max(front[2], self.clear_z)])
-        # Align: above the point in front of the handle, the hand turned, the fingers open. (Half
-        # closed, they wedged against the bar of libero_goal task 3's top drawer, state 2.)
+        # Align: above the point in front of the handle, the hand turned, the fingers open (half
+        # closed, they wedge against the bar of libero_goal task 3's top drawer in state 2).
         if self.phase == "align":
             self.x.hold_rot = self.rot
             if pos[2] < min(self.clear_z, above[2] - 0.02) and np.linalg.norm(pos[:2] - front[:2]) > 0.02:
