@@ -1,5 +1,5 @@
 """The scripted LIBERO expert: a libero_object task (In basket), libero_goal tasks solved by its
-other skills (turn a knob, pull a drawer, push a bowl out of a drawer's way), libero_spatial carries
+other skills (turn a knob, pull a drawer, push a bowl out of a drawer's way, drag a plate), libero_spatial carries
 (from a cabinet's top, to a far plate), and clear errors for what it does not handle. One episode
 each, without cameras: about half a minute per test on a CPU.
 
@@ -56,6 +56,15 @@ def test_expert_pulls_a_drawer_open():
     success, steps, phases = _solve("libero_goal", 0)
     assert success and steps < 200, phases
     assert "pull.in" in phases and phases[-1] == "pull.pull"
+
+
+def test_expert_drags_a_plate_by_its_rim():
+    """libero_goal task 5, the plate to the front of the stove, from state 1 (where pushing its
+    rim from the inside rode up the rim's slope and failed, revision 5): the fingers pinch the
+    rim behind the plate and drag it there, with the cream cheese pack shoved aside (revision 6)."""
+    success, steps, phases = _solve("libero_goal", 5, init_state=1)
+    assert success and steps < 160, (steps, phases)
+    assert phases[:4] == ["drag.over", "drag.down", "drag.pinch", "drag.drag"], phases
 
 
 def test_expert_makes_room_before_opening_a_drawer_over_the_bowl():

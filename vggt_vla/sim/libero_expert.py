@@ -1,5 +1,5 @@
 """A scripted expert for LIBERO, driven by privileged simulator state: pick-and-place, and the
-skills of vggt_vla/sim/libero_skills.py (push, turn a knob, pull a drawer).
+skills of vggt_vla/sim/libero_skills.py (drag a plate, push, turn a knob, pull a drawer).
 
     from vggt_vla.sim.libero import LiberoEnv
     from vggt_vla.sim.libero_expert import LiberoExpert
@@ -14,7 +14,8 @@ from MuJoCo. The goal decides what it does:
 
     (On obj target)      pick obj up, put its origin on the target's (libero_spatial, libero_goal)
     (On obj region)      ... into the region's footprint (a stove's plate, a cabinet's top); an
-                         object too wide and flat to grasp (a plate) onto a table region: pushed
+                         object too wide and flat to lift (a plate) onto a table region: dragged
+                         by its rim
     (In obj region)      ... into the region's box (libero_object's basket); a region in a closed
                          drawer: pull the drawer open first, and before that push the object
                          out of the way if the open drawer would leave no grasp of it
@@ -75,7 +76,7 @@ import numpy as np
 
 from .libero import LiberoEnv
 from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGER_OUTER, HAND_HALF_LENGTH,
-                            HAND_HALF_WIDTH, HAND_HEIGHT, PALM_ABOVE, PullDrawer, Push, TurnKnob,
+                            HAND_HALF_WIDTH, HAND_HEIGHT, PALM_ABOVE, DragByRim, PullDrawer, Push, TurnKnob,
                             _yaw_matrix)
 
 # Recorded with every generation of demonstrations, which refuses to resume one made by another
@@ -90,13 +91,15 @@ from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGE
 # 5 (2026-12-07): into a closed drawer that will reach over the object, push it clear first; a
 # drawer pulled with fewer, quicker moves; into a drawer, the object goes to the region's near side
 # (libero_goal task 3: 0/10 -> 10/10; 2026-12-03-libero-object-goal.md).
-EXPERT_REVISION = 5
+# 6 (2026-12-08): a plate is dragged by a pinch of its rim, not pushed by the rim from the inside
+# (libero_goal task 5: 6/10 -> 10/10; 2026-12-03-libero-object-goal.md).
+EXPERT_REVISION = 6
 
 POS_SCALE = 0.05      # metres per unit of position action (robosuite OSC_POSE output_max)
 ROT_SCALE = 0.5       # radians per unit of rotation action
 OPEN, CLOSE = -1.0, 1.0
 GRIPPER_SPAN = 0.075  # objects narrower than this (m) are grasped across their centre
-FLAT_HEIGHT = 0.03    # wider objects lower than this (m) are pushed, not grasped
+FLAT_HEIGHT = 0.03    # wider objects lower than this (m) are dragged by the rim, not lifted
 RIM_INSET = 0.005     # fingers close on the wall this far inside the outer rim of a wide object
 MAX_HEIGHT = 0.40     # the hand stays this far (m) above the robot's base at most (its reach shrinks)
 CLEARANCE = 0.05      # carry objects this far above the highest thing under the path
@@ -219,7 +222,7 @@ class LiberoExpert:
         if goal and goal[0] in ("on", "in") and len(goal) == 3:
             self.obj_name = goal[1]
             self.target = self._place_target(goal[2], inside=goal[0] == "in")
-            self.task = "push" if self._too_flat_to_grasp() and self.target.site is not None else "place"
+            self.task = "drag" if self._too_flat_to_grasp() and self.target.site is not None else "place"
         elif goal and goal[0] == "turnon" and len(goal) == 2:
             self.task, self.fixture = "turn", goal[1]
         elif goal and goal[0] == "open" and len(goal) == 2 and goal[1] in self._inner.object_sites_dict:
@@ -230,7 +233,7 @@ class LiberoExpert:
         self.reset()
 
     def _too_flat_to_grasp(self) -> bool:
-        """Too wide to grasp across and too low to pinch at a rim (a plate): pushed instead."""
+        """Too wide to grasp across and too low to lift by the rim (a plate): dragged by it instead."""
         self._box(self.obj_name)
         local, _ = self._local_box()
         extent = local.hi - local.lo
@@ -238,10 +241,10 @@ class LiberoExpert:
 
     def _skills(self) -> list:
         """The skills this task runs before pick-and-place ("place") or instead of it."""
-        if self.task == "push":
+        if self.task == "drag":
             region = self._site_box(self.target.site)
             tolerance = 0.5 * float(min(region.hi[:2] - region.lo[:2])) / 2
-            return [Push(self, self.obj_name, region.center, tolerance)]
+            return [DragByRim(self, self.obj_name, region.center, tolerance)]
         if self.task == "turn":
             fixture = self._inner.get_object(self.fixture)
             on_from = min(fixture.object_properties["articulation"]["default_turnon_ranges"])

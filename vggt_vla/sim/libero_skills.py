@@ -1,7 +1,7 @@
 """Skills of the LIBERO scripted expert other than pick-and-place: push an object over the table,
-turn a knob, pull a drawer open. vggt_vla/sim/libero_expert.py chooses them from the task's goal
-and runs them (before its pick-and-place phases, or alone); each reads the scene through the expert
-and moves the hand with its PD control.
+drag a plate by its rim, turn a knob, pull a drawer open. vggt_vla/sim/libero_expert.py chooses
+them from the task's goal and runs them (before its pick-and-place phases, or alone); each reads
+the scene through the expert and moves the hand with its PD control.
 
 A skill is stepped with `act(pos)` (pos: the grip point, world [3]) and returns the 7-D action
 (its rotation part is filled in by the expert from `expert.hold_rot`, which a skill may turn), or
@@ -30,6 +30,11 @@ PUSH_INSIDE = 0.03    # ... or this far inside its front edge (a plate's rim, pu
 PUSH_LATERAL = 0.02   # the fingertips this far (m) off the line through the object to its goal: start over
 PUSH_LOST = 0.05      # ... or this far ahead of where they push from (the object stayed behind)
 FINGERTIP_CLEAR = 0.0    # closed fingertips this far (m) above the table when pushing
+DRAG_FINGERTIP_CLEAR = 0.004  # open fingertips this far (m) above the table to pinch a plate's rim
+DRAG_INSET = 0.01     # the grip point this far (m) inside the rim point: the open outer finger clears the rim
+DRAG_SPEED = 0.5      # of a drag, halved over its last 5 cm
+DRAG_SLIP = 0.02      # the dragged plate's origin this much nearer or further (m) from the hand: it slipped
+DRAG_RETRIES = 3
 KNOB_OVERTURN = 0.25  # turn a knob this far (rad) past the angle that counts as on
 HANDLE_DEPTH = 0.016  # a drawer's handle: its parts within this (m) of its outermost point
 DRAWER_APPROACH = 0.07  # the hand lines up this far (m) in front of the handle before coming in
@@ -45,7 +50,8 @@ class Push:
     """Slide `obj` over the table until its origin is within `tolerance` of `goal` (world xy):
     the closed fingertips come down at its back (the side away from the goal), low over the table,
     and push it along the line from its origin to the goal, re-aimed every step; a push that has
-    drifted off that line starts over from above. For objects too wide and flat to grasp (a plate).
+    drifted off that line starts over from above. The expert pushes a bowl out of a drawer's way
+    with it (a plate it drags instead: DragByRim).
 
     The fingertips come down just behind its back edge, or inside it near its front edge (a plate:
     they push its rim from the inside), and the palm (21 cm long) lies across the push or along it:
@@ -123,6 +129,110 @@ class Push:
         remaining = float(np.linalg.norm(self.goal - origin))
         ahead = start + d * ((pos[:2] - start) @ d + min(0.03, remaining))
         return self.x._move(pos, np.array([*ahead, height]), CLOSE, self.speed if remaining > 0.05 else self.speed / 2)
+
+
+class DragByRim:
+    """Slide a plate over the table until its origin is within `tolerance` of `goal` (world xy):
+    pinch its rim, the fingers closing along the line from its centre out to the rim point, then
+    drag it there and let go. For objects too wide to grasp across and too low to lift by the rim.
+
+    The fingertips come down just above the table: the inner finger lands on the plate's floor, the
+    outer one beside it, and closing pinches the sloping rim between them. Of the rim points, the
+    one whose open hand comes down clear of everything and whose palm stays clear along the drag,
+    then one behind the plate (the hand pushing it ahead), within easy reach, turning the hand
+    least. Pushing a plate's rim from the inside instead rides up its slope (libero_goal task 5,
+    where the cabinet stands 2-3 cm behind the plate: 2026-12-03-libero-object-goal.md). A plate
+    that slips out of the fingers (its origin comes DRAG_SLIP nearer to or further from the hand)
+    is let go and pinched again elsewhere on its rim, DRAG_RETRIES times at most."""
+
+    name = "drag"
+
+    def __init__(self, expert: "LiberoExpert", obj: str, goal: np.ndarray, tolerance: float):
+        self.x, self.obj, self.goal, self.tolerance = expert, obj, np.asarray(goal, dtype=np.float64)[:2], tolerance
+        self._goto("rise")
+        self.tries = 0
+        self.slipped_from: list[np.ndarray] = []  # rim directions [3] whose pinch slipped
+
+    def _goto(self, phase: str) -> None:
+        self.phase, self.t, self.stalled = phase, 0, 0
+
+    def _remaining(self) -> np.ndarray:
+        return self.goal - self.x._body_pos(self.obj)[:2]  # [2]
+
+    def _choose_grip(self) -> None:
+        """self.grip [3] (the grip point over the rim, its fingertips DRAG_FINGERTIP_CLEAR above
+        the table) and self.x.hold_rot (the fingers closing along the rim's outward direction)."""
+        from .libero_expert import COMFORT_REACH  # that module imports this one
+
+        parts = self.x._part_boxes()
+        table = float(self.x._box(self.obj).lo[2])
+        remaining = self._remaining()
+        base = np.array(self.x._inner.robots[0].base_pos)[:2]
+        best = None
+        for u, rim in self.x._rim_points():
+            grip = np.array([*(rim[:2] - DRAG_INSET * u[:2]), table + FINGER_BELOW + DRAG_FINGERTIP_CLEAR])
+            yaw = self.x._hand_yaw(u[:2])
+            down = self.x._hand_hits(grip, u[:2], parts)
+            along = max(self.x._hand_hits(grip + np.array([*remaining * s, 0.0]), u[:2], parts, fingers=False)
+                        for s in np.linspace(0.0, 1.0, 5))
+            # Pinched behind its centre (the hand pushing it ahead), the plate's lifted side trails,
+            # and its leading edge stays on the table: it shoves small things (a cream cheese pack)
+            # along instead of riding up onto them and slipping out of the fingers.
+            ahead = float(u[:2] @ remaining) / max(float(np.linalg.norm(remaining)), 1e-9)
+            cost = 10.0 * min(down, 0.1) + 5.0 * min(along, 0.1) + 0.05 * (1.0 + ahead) + 0.01 * abs(yaw)
+            # Low over the table, the arm barely reaches past COMFORT_REACH: the hand lags there.
+            reach = max(np.linalg.norm(grip[:2] - base), np.linalg.norm(grip[:2] + remaining - base))
+            cost += 2.0 * max(0.0, float(reach) - COMFORT_REACH)
+            cost += sum(float(u @ v) > 0.9 for v in self.slipped_from)  # not where it slipped before
+            if best is None or cost < best[0]:
+                best = (cost, grip, yaw, u)
+        _, self.grip, yaw, self.u = best
+        self.x.hold_rot = _yaw_matrix(yaw) @ self.x.start_rot
+
+    def act(self, pos: np.ndarray) -> Optional[np.ndarray]:
+        self.t += 1
+        remaining = self._remaining()
+        done = np.linalg.norm(remaining) < self.tolerance
+        hover = float(self.x._box(self.obj).hi[2] + HOVER)
+        if self.phase == "rise":  # straight up, open, then over the rim point
+            if pos[2] > hover - 0.02:
+                if done:
+                    return None
+                self._choose_grip()
+                self._goto("over")
+            return self.x._move(pos, np.array([*pos[:2], hover]), OPEN)
+        if self.phase == "over":
+            if np.linalg.norm(pos[:2] - self.grip[:2]) < 0.01:
+                self._goto("down")
+            return self.x._move(pos, np.array([*self.grip[:2], hover]), OPEN)
+        if self.phase == "down":  # until there, or resting on the plate's floor just above it
+            self.stalled = self.stalled + 1 if abs(self.x.vel[2]) < 0.0005 and pos[2] - self.grip[2] < 0.015 else 0
+            if pos[2] - self.grip[2] < 0.006 or self.stalled >= 3 or self.t > 40:
+                self._goto("pinch")
+            return self.x._move(pos, self.grip, OPEN, 0.5)
+        if self.phase == "pinch":  # pressing on down: fingertips any higher close over the rim
+            if self.t >= 10:
+                self.held_at = float(np.linalg.norm(self.x._body_pos(self.obj)[:2] - pos[:2]))  # origin from hand
+                self._goto("drag")
+            return self.x._move(pos, self.grip, CLOSE, 0.3)
+        if self.phase == "drag":
+            # The plate may swing about the pinch (it trails behind the hand like a trailer), but
+            # its origin stays as far from the hand unless it slips out of the fingers.
+            slipped = abs(np.linalg.norm(self.x._body_pos(self.obj)[:2] - pos[:2]) - self.held_at) > DRAG_SLIP
+            if done or (slipped and self.tries < DRAG_RETRIES):
+                if not done:
+                    self.tries += 1
+                    self.slipped_from.append(self.u)
+                self._goto("release")
+            else:
+                distance = float(np.linalg.norm(remaining))
+                ahead = pos[:2] + remaining / max(distance, 1e-9) * min(0.03, distance)
+                speed = DRAG_SPEED if distance > 0.05 else DRAG_SPEED / 2
+                return self.x._move(pos, np.array([*ahead, self.grip[2]]), CLOSE, speed)
+        # release: open where it is, then rise (and pinch again if it is not there yet)
+        if self.t >= 6:
+            self._goto("rise")
+        return self.x._move(pos, pos, OPEN, 0.2)
 
 
 class TurnKnob:
