@@ -1,7 +1,7 @@
 """The scripted LIBERO expert: a libero_object task (In basket), libero_goal tasks solved by its
-other skills (turn a knob, pull a drawer, push a bowl out of a drawer's way, drag a plate), libero_spatial carries
-(from a cabinet's top, to a far plate), and clear errors for what it does not handle. One episode
-each, without cameras: about half a minute per test on a CPU.
+other skills (turn a knob, pull a drawer, push a bowl out of a drawer's way, drag a plate),
+libero_spatial carries (from a cabinet's top, to a far plate), and clear errors for what it does
+not handle. One episode each, without cameras: about half a minute per test on a CPU.
 
 Needs the simulator (pip install -r requirements-sim.txt, plus Mesa for CPU rendering); skipped
 otherwise. Success per task over many episodes: docs/experiments/2026-12-03-libero-object-goal.md.
@@ -61,10 +61,11 @@ def test_expert_pulls_a_drawer_open():
 def test_expert_drags_a_plate_by_its_rim():
     """libero_goal task 5, the plate to the front of the stove, from state 1 (where pushing its
     rim from the inside rode up the rim's slope and failed, revision 5): the fingers pinch the
-    rim behind the plate and drag it there, with the cream cheese pack shoved aside (revision 6)."""
+    rim and drag the plate there (revision 6), well inside the 300 steps."""
     success, steps, phases = _solve("libero_goal", 5, init_state=1)
     assert success and steps < 160, (steps, phases)
-    assert phases[:4] == ["drag.over", "drag.down", "drag.pinch", "drag.drag"], phases
+    assert all(p.startswith("drag.") or p == "done" for p in phases), phases
+    assert "drag.pinch" in phases and phases.index("drag.pinch") < phases.index("drag.drag"), phases
 
 
 def test_expert_makes_room_before_opening_a_drawer_over_the_bowl():

@@ -14,8 +14,8 @@ from MuJoCo. The goal decides what it does:
 
     (On obj target)      pick obj up, put its origin on the target's (libero_spatial, libero_goal)
     (On obj region)      ... into the region's footprint (a stove's plate, a cabinet's top); an
-                         object too wide and flat to lift (a plate) onto a table region: dragged
-                         by its rim
+                         object too wide and flat to lift (a plate) onto a region: dragged by
+                         its rim
     (In obj region)      ... into the region's box (libero_object's basket); a region in a closed
                          drawer: pull the drawer open first, and before that push the object
                          out of the way if the open drawer would leave no grasp of it
@@ -75,9 +75,9 @@ from typing import Optional
 import numpy as np
 
 from .libero import LiberoEnv
-from .libero_skills import (FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGER_OUTER, HAND_HALF_LENGTH,
-                            HAND_HALF_WIDTH, HAND_HEIGHT, PALM_ABOVE, DragByRim, PullDrawer, Push, TurnKnob,
-                            _yaw_matrix)
+from .libero_skills import (COMFORT_REACH, FINGER_BELOW, FINGER_HALF_WIDTH, FINGER_INNER, FINGER_OUTER,
+                            HAND_HALF_LENGTH, HAND_HALF_WIDTH, HAND_HEIGHT, PALM_ABOVE, DragByRim, PullDrawer, Push,
+                            TurnKnob, _yaw_matrix)
 
 # Recorded with every generation of demonstrations, which refuses to resume one made by another
 # revision (its episodes would mix two experts). Raise it when a change moves any episode.
@@ -106,7 +106,6 @@ CLEARANCE = 0.05      # carry objects this far above the highest thing under the
 RIM_DEPTH = 0.015     # fingertip centres this far below the top of a rim
 SLIP = 0.02           # a held object that drifts this far (m) from the hand has slipped
 MAX_REGRASPS = 3
-COMFORT_REACH = 0.74  # horizontal distance (m) from the robot base beyond which grasps get awkward
 KP, KD = 1.5, 2.0     # position gain (per step) and damping on the hand's per-step displacement
 PALM_PRESS = 0.015    # how far (m) the palm may come down on a neighbour when nothing else reaches an object
 GRIP_END_MARGIN = 0.015  # a long object may be gripped off its middle, up to this far (m) from its ends
@@ -222,7 +221,7 @@ class LiberoExpert:
         if goal and goal[0] in ("on", "in") and len(goal) == 3:
             self.obj_name = goal[1]
             self.target = self._place_target(goal[2], inside=goal[0] == "in")
-            self.task = "drag" if self._too_flat_to_grasp() and self.target.site is not None else "place"
+            self.task = "drag" if self._too_flat_to_lift() and self.target.site is not None else "place"
         elif goal and goal[0] == "turnon" and len(goal) == 2:
             self.task, self.fixture = "turn", goal[1]
         elif goal and goal[0] == "open" and len(goal) == 2 and goal[1] in self._inner.object_sites_dict:
@@ -232,7 +231,7 @@ class LiberoExpert:
                                       f"(Open drawer_region) or (TurnOn fixture); task {env.task.name!r} has goal {goals}")
         self.reset()
 
-    def _too_flat_to_grasp(self) -> bool:
+    def _too_flat_to_lift(self) -> bool:
         """Too wide to grasp across and too low to lift by the rim (a plate): dragged by it instead."""
         self._box(self.obj_name)
         local, _ = self._local_box()

@@ -26,15 +26,21 @@ HAND_HALF_LENGTH, HAND_HALF_WIDTH, PALM_ABOVE, HAND_HEIGHT = 0.105, 0.04, 0.03, 
 FINGER_INNER, FINGER_OUTER, FINGER_HALF_WIDTH, FINGER_BELOW = 0.03, 0.068, 0.013, 0.013
 HOVER = 0.06          # the hand moves this far (m) above what it is about to touch
 PUSH_GAP = 0.015      # the fingertips start this far (m) behind the pushed object's edge ...
-PUSH_INSIDE = 0.03    # ... or this far inside its front edge (a plate's rim, pushed from the inside)
+PUSH_INSIDE = 0.03    # ... or this far inside its front edge (a rim, pushed from the inside)
 PUSH_LATERAL = 0.02   # the fingertips this far (m) off the line through the object to its goal: start over
 PUSH_LOST = 0.05      # ... or this far ahead of where they push from (the object stayed behind)
 FINGERTIP_CLEAR = 0.0    # closed fingertips this far (m) above the table when pushing
 DRAG_FINGERTIP_CLEAR = 0.004  # open fingertips this far (m) above the table to pinch a plate's rim
-DRAG_INSET = 0.01     # the grip point this far (m) inside the rim point: the open outer finger clears the rim
-DRAG_SPEED = 0.5      # of a drag, halved over its last 5 cm
+DRAG_INSET = 0.01     # the grip point this far (m) inside the rim point: the inner finger lands on the
+                      # plate's floor, not on the rim's slope, even when the arm lags outwards
+DRAG_DOWN_REACHED = 0.006  # the descent ends this close (m) above the grip height ...
+DRAG_DOWN_RESTING = 0.015  # ... or after DRAG_DOWN_STILL still steps this close (a finger on the floor)
+DRAG_DOWN_STILL = 3
+DRAG_DOWN_STEPS = 40  # ... or after this many steps
+DRAG_SPEED = 0.5      # of a drag, as a fraction of the largest action; halved over its last 5 cm
 DRAG_SLIP = 0.02      # the dragged plate's origin this much nearer or further (m) from the hand: it slipped
-DRAG_RETRIES = 3
+DRAG_RETRIES = 3      # pinches taken again after a slip; after the last, the drag goes on as it is
+COMFORT_REACH = 0.74  # horizontal distance (m) from the robot base beyond which grasps get awkward
 KNOB_OVERTURN = 0.25  # turn a knob this far (rad) past the angle that counts as on
 HANDLE_DEPTH = 0.016  # a drawer's handle: its parts within this (m) of its outermost point
 DRAWER_APPROACH = 0.07  # the hand lines up this far (m) in front of the handle before coming in
@@ -53,10 +59,9 @@ class Push:
     drifted off that line starts over from above. The expert pushes a bowl out of a drawer's way
     with it (a plate it drags instead: DragByRim).
 
-    The fingertips come down just behind its back edge, or inside it near its front edge (a plate:
-    they push its rim from the inside), and the palm (21 cm long) lies across the push or along it:
-    the first of these whose hand clears everything else from the start of the push to its end
-    (next to a cabinet, only the fingertips inside the plate with the palm across the push do)."""
+    The fingertips come down just behind its back edge, or inside it near its front edge (pushing
+    a rim from the inside), and the palm (21 cm long) lies across the push or along it: the first
+    of these whose hand clears everything else from the start of the push to its end."""
 
     name = "push"
 
@@ -134,22 +139,27 @@ class Push:
 class DragByRim:
     """Slide a plate over the table until its origin is within `tolerance` of `goal` (world xy):
     pinch its rim, the fingers closing along the line from its centre out to the rim point, then
-    drag it there and let go. For objects too wide to grasp across and too low to lift by the rim.
+    drag it there and let go. For objects too wide to grasp across and too low to lift by the rim;
+    `obj` is the expert's object (the rim points are the expert's, `LiberoExpert._rim_points`).
 
     The fingertips come down just above the table: the inner finger lands on the plate's floor, the
     outer one beside it, and closing pinches the sloping rim between them. Of the rim points, the
     one whose open hand comes down clear of everything and whose palm stays clear along the drag,
     then one behind the plate (the hand pushing it ahead), within easy reach, turning the hand
-    least. Pushing a plate's rim from the inside instead rides up its slope (libero_goal task 5,
-    where the cabinet stands 2-3 cm behind the plate: 2026-12-03-libero-object-goal.md). A plate
-    that slips out of the fingers (its origin comes DRAG_SLIP nearer to or further from the hand)
-    is let go and pinched again elsewhere on its rim, DRAG_RETRIES times at most."""
+    least (`_grip_cost`). Pushing a plate's rim from the inside instead rides up its slope
+    (libero_goal task 5, where the cabinet stands 2-3 cm behind the plate:
+    docs/experiments/2026-12-03-libero-object-goal.md). A plate that slips out of the fingers (its
+    origin comes DRAG_SLIP nearer to or further from the hand) is let go and pinched again,
+    preferring another rim point, DRAG_RETRIES times; after that the drag goes on as it is."""
 
     name = "drag"
 
     def __init__(self, expert: "LiberoExpert", obj: str, goal: np.ndarray, tolerance: float):
         self.x, self.obj, self.goal, self.tolerance = expert, obj, np.asarray(goal, dtype=np.float64)[:2], tolerance
         self._goto("rise")
+        self.grip = np.zeros(3)  # where the grip point pinches the rim (world), chosen in _choose_grip
+        self.u = np.zeros(3)     # the rim's outward direction there: the fingers close along it
+        self.held_at = 0.0       # the plate's origin this far (m) from the hand once pinched
         self.tries = 0
         self.slipped_from: list[np.ndarray] = []  # rim directions [3] whose pinch slipped
 
@@ -160,41 +170,47 @@ class DragByRim:
         return self.goal - self.x._body_pos(self.obj)[:2]  # [2]
 
     def _choose_grip(self) -> None:
-        """self.grip [3] (the grip point over the rim, its fingertips DRAG_FINGERTIP_CLEAR above
-        the table) and self.x.hold_rot (the fingers closing along the rim's outward direction)."""
-        from .libero_expert import COMFORT_REACH  # that module imports this one
-
+        """Set self.grip and self.u to the cheapest rim point, its fingertips DRAG_FINGERTIP_CLEAR
+        above the table, and turn the hand (self.x.hold_rot) so the fingers close along self.u."""
         parts = self.x._part_boxes()
-        table = float(self.x._box(self.obj).lo[2])
+        plate_bottom = float(self.x._box(self.obj).lo[2])
         remaining = self._remaining()
-        base = np.array(self.x._inner.robots[0].base_pos)[:2]
         best = None
         for u, rim in self.x._rim_points():
-            grip = np.array([*(rim[:2] - DRAG_INSET * u[:2]), table + FINGER_BELOW + DRAG_FINGERTIP_CLEAR])
-            yaw = self.x._hand_yaw(u[:2])
-            down = self.x._hand_hits(grip, u[:2], parts)
-            along = max(self.x._hand_hits(grip + np.array([*remaining * s, 0.0]), u[:2], parts, fingers=False)
-                        for s in np.linspace(0.0, 1.0, 5))
-            # Pinched behind its centre (the hand pushing it ahead), the plate's lifted side trails,
-            # and its leading edge stays on the table: it shoves small things (a cream cheese pack)
-            # along instead of riding up onto them and slipping out of the fingers.
-            ahead = float(u[:2] @ remaining) / max(float(np.linalg.norm(remaining)), 1e-9)
-            cost = 10.0 * min(down, 0.1) + 5.0 * min(along, 0.1) + 0.05 * (1.0 + ahead) + 0.01 * abs(yaw)
-            # Low over the table, the arm barely reaches past COMFORT_REACH: the hand lags there.
-            reach = max(np.linalg.norm(grip[:2] - base), np.linalg.norm(grip[:2] + remaining - base))
-            cost += 2.0 * max(0.0, float(reach) - COMFORT_REACH)
-            cost += sum(float(u @ v) > 0.9 for v in self.slipped_from)  # not where it slipped before
+            grip = np.array([*(rim[:2] - DRAG_INSET * u[:2]), plate_bottom + FINGER_BELOW + DRAG_FINGERTIP_CLEAR])
+            cost = self._grip_cost(grip, u, remaining, parts)
             if best is None or cost < best[0]:
-                best = (cost, grip, yaw, u)
-        _, self.grip, yaw, self.u = best
-        self.x.hold_rot = _yaw_matrix(yaw) @ self.x.start_rot
+                best = (cost, grip, u)
+        _, self.grip, self.u = best
+        self.x.hold_rot = _yaw_matrix(self.x._hand_yaw(self.u[:2])) @ self.x.start_rot
+
+    def _grip_cost(self, grip: np.ndarray, u: np.ndarray, remaining: np.ndarray, parts: list) -> float:
+        """The cost of pinching at `grip` [3] with the fingers along `u` [3], the plate `remaining`
+        [2] from its goal. In order of weight: the open hand stopped short of the grip point (up to
+        1.0) or the palm meeting something along the drag (up to 0.5); a slip there before (1.0);
+        the pinch facing the goal (up to 0.1); reach past COMFORT_REACH (0.02 a cm); the hand's turn
+        (0.01 a radian)."""
+        down = self.x._hand_hits(grip, u[:2], parts)
+        along = max(self.x._hand_hits(grip + np.array([*remaining * s, 0.0]), u[:2], parts, fingers=False)
+                    for s in np.linspace(0.0, 1.0, 5))
+        # Pinched behind its centre (the hand pushing it ahead), the plate's pinched, lifted side
+        # trails and its leading edge stays on the table: it shoves small things (a cream cheese
+        # pack) along instead of riding up onto them and slipping out of the fingers.
+        facing_goal = float(u[:2] @ remaining) / max(float(np.linalg.norm(remaining)), 1e-9)
+        # Low over the table, the arm barely reaches past COMFORT_REACH: the hand lags there.
+        base = np.array(self.x._inner.robots[0].base_pos)[:2]
+        reach = max(np.linalg.norm(grip[:2] - base), np.linalg.norm(grip[:2] + remaining - base))
+        slipped_here = sum(float(u @ v) > 0.9 for v in self.slipped_from)
+        cost = 10.0 * min(down, 0.1) + 5.0 * min(along, 0.1) + 0.05 * (1.0 + facing_goal) + 0.01 * abs(
+            self.x._hand_yaw(u[:2]))
+        return cost + 2.0 * max(0.0, float(reach) - COMFORT_REACH) + slipped_here
 
     def act(self, pos: np.ndarray) -> Optional[np.ndarray]:
         self.t += 1
         remaining = self._remaining()
         done = np.linalg.norm(remaining) < self.tolerance
-        hover = float(self.x._box(self.obj).hi[2] + HOVER)
         if self.phase == "rise":  # straight up, open, then over the rim point
+            hover = float(self.x._box(self.obj).hi[2] + HOVER)
             if pos[2] > hover - 0.02:
                 if done:
                     return None
@@ -202,27 +218,30 @@ class DragByRim:
                 self._goto("over")
             return self.x._move(pos, np.array([*pos[:2], hover]), OPEN)
         if self.phase == "over":
+            hover = float(self.x._box(self.obj).hi[2] + HOVER)
             if np.linalg.norm(pos[:2] - self.grip[:2]) < 0.01:
                 self._goto("down")
             return self.x._move(pos, np.array([*self.grip[:2], hover]), OPEN)
         if self.phase == "down":  # until there, or resting on the plate's floor just above it
-            self.stalled = self.stalled + 1 if abs(self.x.vel[2]) < 0.0005 and pos[2] - self.grip[2] < 0.015 else 0
-            if pos[2] - self.grip[2] < 0.006 or self.stalled >= 3 or self.t > 40:
+            above = pos[2] - self.grip[2]
+            self.stalled = self.stalled + 1 if abs(self.x.vel[2]) < 0.0005 and above < DRAG_DOWN_RESTING else 0
+            if above < DRAG_DOWN_REACHED or self.stalled >= DRAG_DOWN_STILL or self.t > DRAG_DOWN_STEPS:
                 self._goto("pinch")
             return self.x._move(pos, self.grip, OPEN, 0.5)
         if self.phase == "pinch":  # pressing on down: fingertips any higher close over the rim
             if self.t >= 10:
-                self.held_at = float(np.linalg.norm(self.x._body_pos(self.obj)[:2] - pos[:2]))  # origin from hand
+                self.held_at = float(np.linalg.norm(self.x._body_pos(self.obj)[:2] - pos[:2]))
                 self._goto("drag")
             return self.x._move(pos, self.grip, CLOSE, 0.3)
         if self.phase == "drag":
-            # The plate may swing about the pinch (it trails behind the hand like a trailer), but
-            # its origin stays as far from the hand unless it slips out of the fingers.
+            # Pushed ahead, the plate may veer about the pinch, but its origin stays as far from
+            # the hand unless it slips out of the fingers.
             slipped = abs(np.linalg.norm(self.x._body_pos(self.obj)[:2] - pos[:2]) - self.held_at) > DRAG_SLIP
-            if done or (slipped and self.tries < DRAG_RETRIES):
-                if not done:
-                    self.tries += 1
-                    self.slipped_from.append(self.u)
+            if done:
+                self._goto("release")
+            elif slipped and self.tries < DRAG_RETRIES:
+                self.tries += 1
+                self.slipped_from.append(self.u)
                 self._goto("release")
             else:
                 distance = float(np.linalg.norm(remaining))
